@@ -1,0 +1,1 @@
+"""One module per musicgen command; `musicgen.cli` registers them on the group."""

@@ -1,0 +1,84 @@
+"""Settings of the model and of a training run, checked when built and stored in checkpoints."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from musicgen.errors import MusicgenError
+
+CELLS = ("lstm", "gru", "rnn")
+
+
+class ConfigError(MusicgenError, ValueError):
+    """A setting outside its allowed range; the message names the setting and the value."""
+
+
+def _check_range(name: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be in {low}..{high} (received {value})")
+
+
+@dataclass
+class ModelConfig:
+    """Shape of the many-to-many next-token model: embedding -> recurrent layers -> linear."""
+
+    vocab_size: int
+    cell: str = "lstm"  # lstm, gru, or rnn (the tanh Elman cell)
+    embedding_size: int = 64
+    hidden_size: int = 256
+    layers: int = 2
+    dropout: float = 0.2  # between recurrent layers and before the output layer
+
+    def __post_init__(self) -> None:
+        if self.cell not in CELLS:
+            raise ConfigError(f"cell must be one of {', '.join(CELLS)} (received {self.cell!r})")
+        _check_range("vocab_size", self.vocab_size, 4, 65_535)
+        _check_range("embedding_size", self.embedding_size, 1, 8192)
+        _check_range("hidden_size", self.hidden_size, 1, 8192)
+        _check_range("layers", self.layers, 1, 16)
+        _check_range("dropout", self.dropout, 0.0, 0.9)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        return cls(**_known_fields(cls, data))
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one training run; units are given beside each field."""
+
+    epochs: int = 20
+    seq_len: int = 128  # tokens (grid steps) per training window
+    batch_size: int = 64  # windows per batch
+    lr: float = 2e-3  # Adam learning rate
+    clip_norm: float = 1.0  # maximum gradient norm; 0 turns clipping off
+    validation_fraction: float = 0.1  # share of files held out, split by file
+    max_minutes: float = 0.0  # wall-clock limit on training; 0 means no limit
+    random_seed: int = 0
+    device: str = "auto"  # auto, cpu, cuda or cuda:N
+
+    def __post_init__(self) -> None:
+        _check_range("epochs", self.epochs, 1, 100_000)
+        _check_range("seq_len", self.seq_len, 2, 100_000)
+        _check_range("batch_size", self.batch_size, 1, 1_000_000)
+        if not 0 < self.lr <= 10:
+            raise ConfigError(f"lr must be in (0, 10] (received {self.lr})")
+        _check_range("clip_norm", self.clip_norm, 0.0, 1e6)
+        _check_range("validation_fraction", self.validation_fraction, 0.0, 0.9)
+        _check_range("max_minutes", self.max_minutes, 0.0, 1e7)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        return cls(**_known_fields(cls, data))
+
+
+def _known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    names = {field.name for field in fields(cls)}
+    return {key: value for key, value in data.items() if key in names}

@@ -1,0 +1,1 @@
+"""Reading MIDI folders into token streams and cutting them into training windows."""

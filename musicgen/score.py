@@ -1,0 +1,97 @@
+"""Containers for the contents of a MIDI file once read: notes, tempo map and meter.
+
+Times are kept in ticks of the source file, so quantizing onto a grid of quarter
+notes needs no tempo. `Score.tick_to_seconds` applies the tempo map when seconds
+are needed.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+
+from musicgen.constants import DEFAULT_TIME_SIGNATURE, DEFAULT_US_PER_QUARTER, DRUM_CHANNEL
+
+
+@dataclass(frozen=True)
+class Note:
+    """One sounding note; `end_tick` is exclusive and always greater than `start_tick`."""
+
+    pitch: int  # MIDI key number, 0..127
+    velocity: int  # 1..127
+    start_tick: int
+    end_tick: int
+    channel: int = 0  # 0..15; 9 is the General MIDI drum channel
+    program: int = 0  # General MIDI program in effect on the channel, 0..127
+    track: int = 0  # index of the track chunk the note came from
+
+    @property
+    def is_drum(self) -> bool:
+        return self.channel == DRUM_CHANNEL
+
+
+@dataclass(frozen=True)
+class TempoChange:
+    tick: int
+    us_per_quarter: int  # microseconds per quarter note
+
+    @property
+    def bpm(self) -> float:
+        return 60_000_000 / self.us_per_quarter
+
+
+@dataclass(frozen=True)
+class TimeSignature:
+    tick: int
+    numerator: int
+    denominator: int  # a power of two: 1, 2, 4, 8, ...
+
+
+@dataclass(frozen=True)
+class KeySignature:
+    tick: int
+    sharps_flats: int  # -7..7: a negative value counts flats, a positive value counts sharps
+    minor: bool = False
+
+
+@dataclass
+class Score:
+    """Notes of one MIDI file with the tempo map and time signatures of all its tracks."""
+
+    ticks_per_quarter: int
+    notes: list[Note] = field(default_factory=list)
+    tempos: list[TempoChange] = field(default_factory=list)
+    time_signatures: list[TimeSignature] = field(default_factory=list)
+    # Messages about things the reader repaired or ignored, one short line each.
+    warnings: list[str] = field(default_factory=list)
+    key_signatures: list[KeySignature] = field(default_factory=list)
+
+    @property
+    def pitched_notes(self) -> list[Note]:
+        return [note for note in self.notes if not note.is_drum]
+
+    @property
+    def end_tick(self) -> int:
+        return max((note.end_tick for note in self.notes), default=0)
+
+    def first_tempo(self) -> TempoChange:
+        return self.tempos[0] if self.tempos else TempoChange(0, DEFAULT_US_PER_QUARTER)
+
+    def first_time_signature(self) -> TimeSignature:
+        if self.time_signatures:
+            return self.time_signatures[0]
+        return TimeSignature(0, *DEFAULT_TIME_SIGNATURE)
+
+    def tick_to_seconds(self, tick: int) -> float:
+        """Convert a tick to seconds through the tempo map (120 BPM before the first change)."""
+        tempos = self.tempos or [TempoChange(0, DEFAULT_US_PER_QUARTER)]
+        if tempos[0].tick > 0:
+            tempos = [TempoChange(0, DEFAULT_US_PER_QUARTER), *tempos]
+        ticks = [tempo.tick for tempo in tempos]
+        index = bisect.bisect_right(ticks, tick) - 1
+        seconds = 0.0
+        for previous, current in zip(tempos[:index], tempos[1 : index + 1]):
+            seconds += (current.tick - previous.tick) * previous.us_per_quarter / 1e6
+        active = tempos[index]
+        seconds += (tick - active.tick) * active.us_per_quarter / 1e6
+        return seconds / self.ticks_per_quarter
