@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 TORCH_VERSION := 2.13.0
 DEMO_DIR := runs/demo
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test clean audio-deps
 
 # The venv is rebuilt when setup.cfg changes. torch is pinned and installed first, because an
 # unpinned torch pulls a multi-GB CUDA build; setup.cfg asks only for a range 2.13.0 meets.
@@ -28,6 +28,14 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# Optional: FluidSynth and a General MIDI soundfont for 'musicgen render' and 'generate --wav'.
+# Without them WAV files are rendered with sine waves. Needs apt-get (Debian, Ubuntu) and root or sudo.
+audio-deps:
+	@if ! command -v apt-get >/dev/null; then \
+		echo "apt-get not found: install FluidSynth and a General MIDI .sf2 soundfont with your system's package manager"; exit 1; fi
+	$$(test "$$(id -u)" -eq 0 || echo sudo) apt-get update
+	$$(test "$$(id -u)" -eq 0 || echo sudo) apt-get install -y fluidsynth fluid-soundfont-gm
 
 clean:
 	rm -rf $(VENV) runs generated .pytest_cache

@@ -11,7 +11,14 @@ import click
 
 from musicgen import __version__
 from musicgen.commands.corpus import corpus
+from musicgen.commands.evaluate import evaluate
 from musicgen.commands.generate import generate
+from musicgen.commands.inspect import inspect
+from musicgen.commands.models_cmd import models
+from musicgen.commands.plot import plot
+from musicgen.commands.render import render
+from musicgen.commands.stats import stats
+from musicgen.commands.tokenize import tokenize
 from musicgen.commands.train import train
 from musicgen.logging_setup import configure_logging
 
@@ -40,7 +47,7 @@ def cli(verbose: bool) -> None:
     configure_logging(verbose)
 
 
-for command in (train, generate, corpus):
+for command in (train, generate, corpus, evaluate, stats, render, models, tokenize, inspect, plot):
     cli.add_command(command)
 
 

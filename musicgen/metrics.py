@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from musicgen.data.corpus import EncodedFile
 from musicgen.models import MelodyRNN
-from musicgen.tokenizer.melody import MelodyTokenizer
+from musicgen.tokenizer import Tokenizer
 
 LN2 = math.log(2.0)
 
@@ -51,7 +51,7 @@ class Evaluation:
 
 @torch.no_grad()
 def evaluate_model(
-    model: MelodyRNN, files: list[EncodedFile], tokenizer: MelodyTokenizer, device: torch.device,
+    model: MelodyRNN, files: list[EncodedFile], tokenizer: Tokenizer, device: torch.device,
     batch_files: int = 32, chunk_steps: int = 1024,
 ) -> Evaluation:
     """Run the model over each whole file, carrying the state across chunks of `chunk_steps`."""
@@ -78,30 +78,36 @@ def _pad_batch(files: list[EncodedFile], pad_id: int) -> torch.Tensor:
     return torch.from_numpy(batch)
 
 
-def _accumulate(result: Evaluation, logits: torch.Tensor, targets: torch.Tensor, tokenizer: MelodyTokenizer) -> None:
+def _accumulate(result: Evaluation, logits: torch.Tensor, targets: torch.Tensor, tokenizer: Tokenizer) -> None:
     mask = targets != tokenizer.pad_id
     nll = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
     result.nll += float(nll[mask].sum())
     result.tokens += int(mask.sum())
-    is_note = targets >= tokenizer.first_note_on_id
+    is_note = torch.from_numpy(tokenizer.note_on_table).to(targets.device)[targets]
     result.notes += int(is_note.sum())
-    first = tokenizer.first_note_on_id
-    predicted = logits[..., first:].argmax(dim=-1) + first
+    note_ids = torch.from_numpy(tokenizer.note_on_ids).to(targets.device)
+    predicted = note_ids[logits[..., note_ids].argmax(dim=-1)]
     result.note_hits += int((predicted[is_note] == targets[is_note]).sum())
 
 
-def unigram_evaluation(train_counts: np.ndarray, files: list[EncodedFile], tokenizer: MelodyTokenizer) -> Evaluation:
-    """Score files with token frequencies of the training set (add-one smoothed, no PAD or BOS)."""
+def unigram_probabilities(train_counts: np.ndarray, tokenizer: Tokenizer) -> np.ndarray:
+    """Return token frequencies of the training set, add-one smoothed, with PAD and BOS at 0; they sum to 1."""
     counts = train_counts.astype(np.float64) + 1.0
     counts[[tokenizer.pad_id, tokenizer.bos_id]] = 0.0
-    log_probs = np.log(counts / counts.sum(), where=counts > 0, out=np.full_like(counts, -np.inf))
+    return counts / counts.sum()
+
+
+def unigram_evaluation(train_counts: np.ndarray, files: list[EncodedFile], tokenizer: Tokenizer) -> Evaluation:
+    """Score files with token frequencies of the training set (add-one smoothed, no PAD or BOS)."""
+    counts = unigram_probabilities(train_counts, tokenizer)
+    log_probs = np.log(counts, where=counts > 0, out=np.full_like(counts, -np.inf))
     result = Evaluation()
-    most_frequent_note = tokenizer.first_note_on_id + int(np.argmax(counts[tokenizer.first_note_on_id :]))
+    most_frequent_note = int(tokenizer.note_on_ids[np.argmax(counts[tokenizer.note_on_ids])])
     for encoded in files:
         targets = encoded.ids[1:].astype(np.int64)
         result.nll -= float(log_probs[targets].sum())
         result.tokens += len(targets)
-        notes = targets >= tokenizer.first_note_on_id
+        notes = tokenizer.note_on_mask(targets)
         result.notes += int(notes.sum())
         result.note_hits += int((targets[notes] == most_frequent_note).sum())
     return result

@@ -58,7 +58,9 @@ def parse_seed(text: str, tokenizer: MelodyTokenizer, seed_bars: int | None = No
         return _seed_from_midi(Path(text), tokenizer, seed_bars)
     if seed_bars is not None:
         raise SeedError("--seed-bars applies to a MIDI file seed only; drop it or give a MIDI file")
-    return Seed(_tokens_from_text(text, tokenizer), description=" ".join(text.split()))
+    # Text counts in melody-grid steps; the model's tokenizer re-encodes the notes when it is not that grid.
+    grid = tokenizer.text_seed_grid()
+    return Seed(tokenizer.encode_text_seed(_tokens_from_text(text, grid), grid), description=" ".join(text.split()))
 
 
 def _tokens_from_text(text: str, tokenizer: MelodyTokenizer) -> list[int]:
@@ -131,14 +133,10 @@ def _seed_from_midi(path: Path, tokenizer: MelodyTokenizer, seed_bars: int | Non
         raise SeedError(f"seed file {path.name} has no pitched notes; give a MIDI file with a melody, or note names such as \"C4 E4 G4\"")
     for note in pitched:
         check_pitch_in_range(note.pitch, tokenizer)
-    ids, stats = tokenizer.encode_notes(pitched, score.ticks_per_quarter)
-    if stats.chosen_steps:
-        logger.info("seed file %s has several notes sounding at %d steps; the melody takes the highest note at each",
-                    path.name, stats.chosen_steps)
     signature = score.first_time_signature()
     meter = (signature.numerator, signature.denominator)
-    if seed_bars is not None:
-        ids = ids[: seed_bars * tokenizer.steps_per_bar(*meter)]
+    end_tick = seed_bars * score.ticks_per_quarter * 4 * meter[0] / meter[1] if seed_bars is not None else None
+    ids = tokenizer.encode_seed(pitched, score.ticks_per_quarter, end_tick)
     # Six decimals keep the tempo exact to well under 1 µs per quarter note, so the output's
     # set_tempo event matches the seed's.
     return Seed(ids, description=str(path), tempo=round(score.first_tempo().bpm, 6), time_signature=meter)

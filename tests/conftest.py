@@ -17,6 +17,16 @@ SHARED = Path(os.environ.get("MUSICGEN_SHARED", REPO_ROOT.parent / "shared"))
 EDGE_DIR = SHARED / "midi" / "edge"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def token_cache_dir(tmp_path_factory) -> Path:
+    """Point musicgen's token cache at a folder of this test session, never at the user's cache."""
+    folder = tmp_path_factory.mktemp("token-cache")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("MUSICGEN_CACHE_DIR", str(folder))
+    yield folder
+    patch.undo()
+
+
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()

@@ -60,7 +60,9 @@ def test_no_temporary_files_left(melody_corpus, tmp_path):
     tokenizer = MelodyTokenizer()
     train(melody_corpus, tokenizer, ModelConfig(tokenizer.vocab_size, hidden_size=16, layers=1),
           TrainConfig(epochs=2, seq_len=32), tmp_path / "m.pt", show_progress=False)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.metrics.csv", "m.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "m.config.toml", "m.last.pt", "m.loss.png", "m.metrics.csv", "m.pt",
+    ]
 
 
 def test_failed_save_keeps_previous_checkpoint(tmp_path):

@@ -8,14 +8,12 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from musicgen.errors import MusicgenError
-from musicgen.midi_io import MidiReadError, read_score
-from musicgen.tokenizer import NoMelodyError
-from musicgen.tokenizer.melody import MelodyTokenizer
+from musicgen.tokenizer import Tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +29,9 @@ class EncodedFile:
     path: Path
     ids: np.ndarray  # token ids with BOS and EOS, uint16
     notes: int  # NOTE_ON tokens in `ids`
+    # Conditions of a one-to-many model, filled by musicgen.conditions.label_files when needed.
+    key: str | None = None  # a name from musicgen.keys.KEY_NAMES, e.g. "D minor"
+    style: str | None = None  # the sub-folder of the corpus folder that contains the file
 
 
 @dataclass
@@ -41,6 +42,8 @@ class Corpus:
     files: list[EncodedFile] = field(default_factory=list)
     skipped: dict[str, list[Path]] = field(default_factory=dict)
     folded_notes: int = 0
+    # Reading options that changed the tokens (such as transposition to C), stored in checkpoints.
+    settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def token_count(self) -> int:
@@ -62,34 +65,18 @@ def find_midi_files(folder: Path) -> list[Path]:
     return sorted(path for path in folder.rglob("*") if path.suffix.lower() in MIDI_SUFFIXES and path.is_file())
 
 
-def encode_folder(folder: Path, tokenizer: MelodyTokenizer, show_progress: bool = True) -> Corpus:
-    """Read and encode every MIDI file under `folder`; a bad file is logged and skipped."""
-    paths = find_midi_files(folder)
-    if not paths:
-        raise CorpusError(f"no MIDI files (.mid or .midi) found in {folder}; point to a folder of MIDI files")
-    corpus = Corpus(folder)
-    for path in tqdm(paths, desc="reading MIDI", unit="file", disable=not show_progress, leave=False):
-        try:
-            ids, stats = tokenizer.encode_with_stats(read_score(path))
-        except (MidiReadError, NoMelodyError) as error:
-            reason = str(error)
-            logger.warning("skipped %s: %s", path, reason)
-            corpus.skipped.setdefault(_reason_kind(reason), []).append(path)
-            continue
-        corpus.folded_notes += stats.folded_notes
-        corpus.files.append(EncodedFile(path, np.asarray(ids, dtype=np.uint16), stats.notes))
-    logger.info("%s: %s", folder, corpus.summary())
-    if corpus.folded_notes:
-        logger.info("moved %d notes by octaves into the pitch range", corpus.folded_notes)
-    if not corpus.files:
-        raise CorpusError(
-            f"none of the {len(paths)} MIDI files in {folder} could be used ({corpus.summary()}); "
-            "see the warnings above for each file"
-        )
-    return corpus
+def encode_folder(folder: Path, tokenizer: Tokenizer, show_progress: bool = True) -> Corpus:
+    """Read and encode every MIDI file under `folder` in this process, without the cache.
+
+    A bad file is logged and skipped. `musicgen.data.ingest.ingest_folder` does the same
+    in worker processes and through the on-disk cache.
+    """
+    from musicgen.data.ingest import IngestOptions, ingest_folder
+
+    return ingest_folder(folder, tokenizer, IngestOptions(workers=1, cache_dir=None, show_progress=show_progress))
 
 
-def _reason_kind(reason: str) -> str:
+def reason_kind(reason: str) -> str:
     """Group reasons by their text before the first colon, so counts stay short."""
     return reason.split(":", 1)[0].strip()
 

@@ -1,6 +1,17 @@
-"""Tokenizers that turn MIDI notes into token ids and back."""
+"""Tokenizers that turn MIDI notes into token ids and back: the melody grid and the event stream."""
 
-from musicgen.tokenizer.base import Tokenizer, TokenizerConfigError, tokenizer_from_dict
+from musicgen.tokenizer.base import (
+    NoNotesError,
+    Tokenizer,
+    TokenizerConfigError,
+    load_tokenizer,
+    tokenizer_classes,
+    tokenizer_from_dict,
+)
+from musicgen.tokenizer.event import EventTokenizer
 from musicgen.tokenizer.melody import MelodyTokenizer, NoMelodyError
 
-__all__ = ["MelodyTokenizer", "NoMelodyError", "Tokenizer", "TokenizerConfigError", "tokenizer_from_dict"]
+__all__ = [
+    "EventTokenizer", "MelodyTokenizer", "NoMelodyError", "NoNotesError", "Tokenizer", "TokenizerConfigError",
+    "load_tokenizer", "tokenizer_classes", "tokenizer_from_dict",
+]

@@ -21,28 +21,22 @@ from musicgen.constants import (
     WRITE_TICKS_PER_QUARTER,
 )
 from musicgen.score import Note, Score
-from musicgen.tokenizer.base import Tokenizer, check_int
+from musicgen.tokenizer.base import EncodeStats, NoNotesError, Tokenizer, check_int, fold_pitch
 
 logger = logging.getLogger(__name__)
 
 HOLD, REST = "HOLD", "REST"
 
 
-class NoMelodyError(ValueError):
-    """A score that holds no pitched note to take a melody from; `reason` is 'no notes' or 'drums only'."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+# The name this error had before the event tokenizer shared it.
+NoMelodyError = NoNotesError
 
 
 @dataclass
-class MelodyStats:
+class MelodyStats(EncodeStats):
     """What encoding one score had to decide, for logs and corpus summaries."""
 
-    notes: int = 0  # NOTE_ON tokens written
     chosen_steps: int = 0  # steps where more than one pitched note sounded
-    folded_notes: int = 0  # notes moved by octaves into the pitch range
 
 
 class MelodyTokenizer(Tokenizer):
@@ -53,8 +47,11 @@ class MelodyTokenizer(Tokenizer):
     - ``PAD`` (0), ``BOS`` (1), ``EOS`` (2): see `Tokenizer`.
     - ``REST`` (3): no note sounds during this step.
     - ``HOLD`` (4): the note sounding in the previous step goes on through this step.
-    - ``NOTE_ON_p`` (5 onward), for every pitch p in ``pitch_low..pitch_high`` (inclusive):
-      a note of pitch p starts at this step.
+    - ``KEY_*`` (5..28), only with ``key_tokens`` on: the key of the piece, right after
+      BOS; see `Tokenizer`.
+    - ``NOTE_ON_p`` (5 onward, or 29 onward with key tokens), for every pitch p in
+      ``pitch_low..pitch_high`` (inclusive): a note of pitch p starts at this step. They
+      come last, so every id from the first NOTE_ON up is a note-on.
 
     A note that starts at step s and lasts d steps is ``NOTE_ON_p`` followed by d - 1 ``HOLD``
     tokens. Onsets and ends are rounded to the nearest step; a note shorter than one step
@@ -76,22 +73,26 @@ class MelodyTokenizer(Tokenizer):
         steps_per_quarter: int = DEFAULT_STEPS_PER_QUARTER,
         pitch_low: int = DEFAULT_PITCH_LOW,
         pitch_high: int = DEFAULT_PITCH_HIGH,
+        key_tokens: bool = False,
     ) -> None:
         self.steps_per_quarter = check_int("steps_per_quarter", steps_per_quarter, 1, 96)
         self.pitch_low = check_int("pitch_low", pitch_low, 0, MIDI_PITCH_MAX - 11)
         # Folding by octaves needs at least 12 pitches in the range.
         self.pitch_high = check_int("pitch_high", pitch_high, pitch_low + 11, MIDI_PITCH_MAX)
-        super().__init__()
+        super().__init__(key_tokens)
         self.rest_id = self.token_id(REST)
         self.hold_id = self.token_id(HOLD)
         self.first_note_on_id = self.token_id(f"NOTE_ON_{self.pitch_low}")
+        self.last_note_on_id = self.token_id(f"NOTE_ON_{self.pitch_high}")
 
     def _encoding_tokens(self) -> list[str]:
-        return [REST, HOLD, *(f"NOTE_ON_{pitch}" for pitch in range(self.pitch_low, self.pitch_high + 1))]
+        notes = [f"NOTE_ON_{pitch}" for pitch in range(self.pitch_low, self.pitch_high + 1)]
+        return [REST, HOLD, *self._key_token_names(), *notes]
 
     @property
     def config(self) -> dict[str, Any]:
-        return {"steps_per_quarter": self.steps_per_quarter, "pitch_low": self.pitch_low, "pitch_high": self.pitch_high}
+        return {"steps_per_quarter": self.steps_per_quarter, "pitch_low": self.pitch_low, "pitch_high": self.pitch_high,
+                "key_tokens": self.key_tokens}
 
     # -- token helpers -------------------------------------------------------------------
 
@@ -101,7 +102,7 @@ class MelodyTokenizer(Tokenizer):
         return self.first_note_on_id + pitch - self.pitch_low
 
     def is_note_on(self, token: int) -> bool:
-        return token >= self.first_note_on_id
+        return self.first_note_on_id <= token <= self.last_note_on_id
 
     def pitch_of(self, token: int) -> int:
         return token - self.first_note_on_id + self.pitch_low
@@ -112,22 +113,13 @@ class MelodyTokenizer(Tokenizer):
 
     # -- encoding ------------------------------------------------------------------------
 
-    def encode(self, source: str | os.PathLike | Score | Any, add_special_tokens: bool = True) -> list[int]:
-        """Encode a MIDI file path, a `Score` or a `pretty_midi.PrettyMIDI` into token ids."""
-        ids, _ = self.encode_with_stats(source, add_special_tokens)
-        return ids
-
-    def encode_with_stats(self, source: Any, add_special_tokens: bool = True) -> tuple[list[int], MelodyStats]:
-        score = _as_score(source)
-        pitched = score.pitched_notes
-        if not pitched:
-            raise NoMelodyError("drums only" if score.notes else "no notes")
-        steps, stats = self.encode_notes(pitched, score.ticks_per_quarter)
+    def encode_with_stats(
+        self, source: str | os.PathLike | Score | Any, add_special_tokens: bool = True, key: str | None = None
+    ) -> tuple[list[int], MelodyStats]:
+        ids, stats = super().encode_with_stats(source, add_special_tokens, key)
         if stats.chosen_steps:
             logger.debug("melody rule chose the highest of several notes at %d steps", stats.chosen_steps)
-        if add_special_tokens:
-            steps = [self.bos_id, *steps, self.eos_id]
-        return steps, stats
+        return ids, stats  # type: ignore[return-value]
 
     def encode_notes(self, notes: list[Note], ticks_per_quarter: int) -> tuple[list[int], MelodyStats]:
         """Quantize notes onto the grid and apply the melody rule; returns ids without BOS/EOS."""
@@ -163,25 +155,43 @@ class MelodyTokenizer(Tokenizer):
         if self.pitch_low <= pitch <= self.pitch_high:
             return pitch
         stats.folded_notes += 1
-        while pitch < self.pitch_low:
-            pitch += 12
-        while pitch > self.pitch_high:
-            pitch -= 12
-        return pitch
+        return fold_pitch(pitch, self.pitch_low, self.pitch_high)
+
+    # -- seeds ---------------------------------------------------------------------------
+
+    def encode_seed(self, notes: list[Note], ticks_per_quarter: int, end_tick: int | None = None) -> list[int]:
+        """Encode seed notes on the grid: [key token], then the melody steps, cut at `end_tick` if given.
+
+        A seed shorter than `end_tick` is not padded with rests.
+        """
+        ids, stats = self.encode_notes(notes, ticks_per_quarter)
+        if stats.chosen_steps:
+            logger.info("the seed has several notes sounding at %d steps; the melody takes the highest note at each",
+                        stats.chosen_steps)
+        if end_tick is not None:
+            ids = ids[: round(end_tick * self.steps_per_quarter / ticks_per_quarter)]
+        return self.key_prefix(notes) + ids
+
+    def text_seed_grid(self) -> MelodyTokenizer:
+        return self
+
+    def notes_from_ids(self, ids: list[int]) -> list[Note]:
+        """Return the notes of grid ids as `Note`s whose ticks are grid steps (ticks per quarter = steps_per_quarter)."""
+        return [Note(pitch, DEFAULT_VELOCITY, start, end) for pitch, start, end in self.decode_notes(ids)]
 
     # -- decoding ------------------------------------------------------------------------
 
     def decode_notes(self, ids: list[int]) -> list[tuple[int, int, int]]:
         """Return (pitch, start step, end step) for each note; steps count from the first grid token.
 
-        BOS and PAD are skipped, decoding stops at EOS, and a HOLD with no note before it
-        is read as a rest.
+        BOS, PAD and key tokens are skipped, decoding stops at EOS, and a HOLD with no note
+        before it is read as a rest.
         """
         notes: list[tuple[int, int, int]] = []
         current: list[int] | None = None
         step = 0
         for token in ids:
-            if token in (self.bos_id, self.pad_id):
+            if token in (self.bos_id, self.pad_id) or token in self.key_ids:
                 continue
             if token == self.eos_id:
                 break
@@ -216,16 +226,3 @@ class MelodyTokenizer(Tokenizer):
             )
         midi.instruments.append(instrument)
         return midi
-
-
-def _as_score(source: Any) -> Score:
-    """Accept a path, a Score or a PrettyMIDI and return a Score."""
-    if isinstance(source, Score):
-        return source
-    if isinstance(source, (str, os.PathLike)):
-        from musicgen.midi_io import read_score
-
-        return read_score(source)
-    from musicgen.midi_io import score_from_pretty_midi
-
-    return score_from_pretty_midi(source)
