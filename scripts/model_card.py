@@ -7,11 +7,11 @@ Three steps, run from the repository root:
         models/NAME.train.json: the command, wall time in seconds, and the machine.
 
     python scripts/model_card.py card NAME MIDI_DIR [-- GENERATE_ARGS...]
-        Runs `musicgen evaluate --json` on the checkpoint and MIDI_DIR (its training folder,
-        so the held-out files are its validation files), writes models/NAME.evaluation.json,
-        generates three examples with `musicgen generate --png` into docs/examples/NAME/,
-        and puts the card of NAME into models/README.md between its two marker comments,
-        replacing an earlier card of the same model.
+        Runs `musicgen evaluate --json` on the checkpoint and MIDI_DIR and writes the result
+        to models/NAME.evaluation.json. MIDI_DIR is the training folder, so the held-out files
+        are the validation files. Then it generates three examples with `musicgen generate
+        --png` into docs/examples/NAME/ and puts the card of NAME into models/README.md
+        between its two marker comments, replacing an earlier card of the same model.
 
     python scripts/model_card.py results
         Writes docs/RESULTS.md: every model that has an evaluation JSON beside its baselines.
@@ -59,10 +59,10 @@ def describe_machine() -> dict:
 def train(name: str, train_args: list[str], threads: int) -> int:
     """Run `musicgen train` for models/NAME.pt and write models/NAME.train.json beside it.
 
-    torch runs on `threads` CPU threads (OMP_NUM_THREADS). On 2 cores shared with other jobs
-    one thread trained a 2x256 GRU at about 15,000 tokens/s in every try, while two threads
-    ranged from 21,000 down to 1,200 tokens/s, because OpenMP threads wait on each other at
-    every time step while another process runs on a core.
+    torch runs on `threads` CPU threads (OMP_NUM_THREADS). On 2 cores shared with other jobs,
+    one thread trained a 2x256 GRU at about 15,000 tokens/s in every try. Two threads ranged
+    from 21,000 down to 600 tokens/s, because their OpenMP threads wait on each other at every
+    time step while another process runs on a core (benchmarks/training_threads.py).
     """
     output = MODELS / f"{name}.pt"
     record_path = MODELS / f"{name}.train.json"
@@ -105,6 +105,7 @@ def write_results() -> int:
         "| ratio | note accuracy: model / KN | training |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
+
     for name in names:
         report, record = reports[name], records[name]
         metrics, order = report["metrics"], report["best_ngram_order"]
@@ -114,6 +115,7 @@ def write_results() -> int:
             f"| {metrics['model']['bits_per_note']:.3f} | {metrics['unigram']['bits_per_note']:.3f} "
             f"| {best['bits_per_note']:.3f} ({order}) | **{report['ratio_to_best_ngram']:.3f}** "
             f"| {metrics['model']['note_accuracy']:.3f} / {best['note_accuracy']:.3f} | {record['seconds'] / 60:.1f} min |")
+
     lines += ["", "Kneser-Ney bits per note on the same validation files, by order:", ""]
     orders = sorted({int(key.rsplit("-", 1)[1]) for r in reports.values() for key in r["metrics"] if key.startswith("kneser")})
     lines += ["| model | " + " | ".join(f"n={order}" for order in orders) + " |",
@@ -122,13 +124,19 @@ def write_results() -> int:
         metrics = reports[name]["metrics"]
         lines.append(f"| `{name}.pt` | " + " | ".join(f"{metrics[f'kneser-ney-{order}']['bits_per_note']:.3f}"
                                                        for order in orders) + " |")
+
     lines += stats_lines(names, reports)
     lines += ["", "## Commands", "", "Every figure above comes from these commands, run from the repository root:", ""]
     for name in names:
         report = reports[name]
+        card_command = f"python scripts/model_card.py card {name} {report['midi_dir']}"
+        examples_record = EXAMPLES / name / "examples.json"
+        if examples_record.is_file():
+            example_args = json.loads(examples_record.read_text(encoding="utf-8"))["generate_args"]
+            card_command += " -- " + shlex.join(example_args)
         lines += [f"`{name}.pt`:", "", "```bash", records[name]["command"],
                   f"musicgen evaluate --model models/{name}.pt {report['midi_dir']} --json",
-                  f"python scripts/model_card.py card {name} {report['midi_dir']}   # card, examples, evaluation JSON",
+                  f"{card_command}   # card, examples, evaluation JSON",
                   f"musicgen stats {report['midi_dir']} docs/examples/{name} --json",
                   "```", ""]
     lines += ["Then `python scripts/model_card.py results` writes this page.", ""]
@@ -254,6 +262,9 @@ def write_examples(name: str, model_arg: str, example_args: list[str]) -> list[P
         output = run_musicgen("generate", "--model", model_arg, *example_args, "--bars", "8", "--random-seed",
                               str(random_seed), "--output-dir", str(folder.relative_to(REPO_ROOT)), "--png")
         midi_files += [REPO_ROOT / line for line in output.split() if line.endswith(".mid")]
+    # The arguments, so that docs/RESULTS.md can print the card command that made these files.
+    record = {"generate_args": example_args, "random_seeds": list(EXAMPLE_SEEDS)}
+    (folder / "examples.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return midi_files
 
 
