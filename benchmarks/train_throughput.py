@@ -109,7 +109,7 @@ def measure(args: argparse.Namespace) -> None:
           f"sequence {args.seq_len}, {LAYERS} layers, {args.repeats} repeats (median)", flush=True)
     hiddens = (256,) if args.quick else (256, 512)
     print("| model | bare, glibc default | bare, MALLOC_* | musicgen train (loop) | musicgen train (whole command) "
-          "| musicgen, MUSICGEN_MALLOC=default | musicgen / fastest bare |")
+          "| musicgen, MUSICGEN_MALLOC=default | musicgen / fastest bare (range over repeats) |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for cell in ("lstm", "gru"):
         for hidden in hiddens:
@@ -125,8 +125,11 @@ def measure(args: argparse.Namespace) -> None:
                                                      environment={"MUSICGEN_MALLOC": "default"})[0])
             median = {key: statistics.median(values) for key, values in results.items()}
             ratio = median["loop"] / max(median["default"], median["kept"])
+            # The ratio of each repeat against the faster bare loop of the same repeat shows the noise.
+            ratios = [loop / max(default, kept) for loop, default, kept in zip(results["loop"], results["default"], results["kept"])]
             print(f"| {cell.upper()} {LAYERS}x{hidden} | {median['default']:,.0f} | {median['kept']:,.0f} | "
-                  f"{median['loop']:,.0f} | {median['whole']:,.0f} | {median['glibc']:,.0f} | {ratio:.2f} |", flush=True)
+                  f"{median['loop']:,.0f} | {median['whole']:,.0f} | {median['glibc']:,.0f} | "
+                  f"{ratio:.2f} ({min(ratios):.2f}-{max(ratios):.2f}) |", flush=True)
     extras(args, work)
     print(f"# load average after: {os.getloadavg()[0]:.2f}")
     shutil.rmtree(work)

@@ -78,13 +78,15 @@ def _file_key(encoded: EncodedFile, tokenizer: Tokenizer) -> str:
 
 def conditioned_config(
     base: ModelConfig, kinds: list[str], files: list[EncodedFile], tokenizer: Tokenizer, each_step: bool = True,
+    all_keys: bool = False,
 ) -> OneToManyConfig:
     """Return a one-to-many config with the shape of `base` and the condition values found in `files`.
 
+    With `all_keys` (transposition augmentation moves keys) the model knows all 24 keys.
     NOTE: values are collected from every file, so a value seen only in validation files
-    gets an embedding that training never updates.
+    gets an embedding that training never updates, unless augmentation reaches it.
     """
-    keys = {encoded.key for encoded in files if encoded.key is not None}
+    keys = set(KEY_NAMES) if all_keys else {encoded.key for encoded in files if encoded.key is not None}
     styles = sorted({encoded.style for encoded in files if encoded.style is not None})
     first_notes = sorted({first_note_of(encoded, tokenizer) for encoded in files})
     if "style" in kinds and len(styles) == 1:

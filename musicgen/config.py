@@ -81,6 +81,7 @@ class TrainConfig:
     teacher_forcing_schedule: str = "constant"  # constant, linear or inverse-sigmoid decay
     teacher_forcing_final: float = 0.5  # ratio that the decaying schedules reach at the last step
     precision: str = "auto"  # auto (bf16 or fp16 autocast on CUDA, fp32 on CPU), fp32, bf16 or fp16
+    threads: int = 0  # CPU threads of torch; 0 keeps torch's own choice (one per core, shared among DDP ranks)
 
     def __post_init__(self) -> None:
         _check_range("epochs", self.epochs, 1, 100_000)
@@ -110,6 +111,7 @@ class TrainConfig:
                 f"({self.teacher_forcing_ratio}), because the {self.teacher_forcing_schedule} schedule decays"
             )
         _check_choice("precision", self.precision, PRECISIONS)
+        _check_range("threads", self.threads, 0, 1024)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

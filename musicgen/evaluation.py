@@ -22,8 +22,8 @@ from musicgen.data.corpus import Corpus, EncodedFile, encode_folder, token_count
 from musicgen.device import resolve_device
 from musicgen.errors import MusicgenError
 from musicgen.metrics import Evaluation, unigram_evaluation
-from musicgen.ngram import CHUNK_POSITIONS, KneserNeyModel, NgramCounts
-from musicgen.tokenizer.melody import MelodyTokenizer
+from musicgen.ngram import CHUNK_POSITIONS, MAX_CODE, KneserNeyModel, NgramCounts
+from musicgen.tokenizer import Tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -190,7 +190,7 @@ def _duplicates(held_out: list[EncodedFile], training: list[EncodedFile]) -> int
     return count
 
 
-def _score_model(model: Any, corpus: Corpus, tokenizer: MelodyTokenizer, device: Any, show_progress: bool) -> Evaluation:
+def _score_model(model: Any, corpus: Corpus, tokenizer: Tokenizer, device: Any, show_progress: bool) -> Evaluation:
     """Score the model; a one-to-many model starts each file from that file's own conditions."""
     from musicgen.conditions import evaluate, label_files
 
@@ -201,10 +201,15 @@ def _score_model(model: Any, corpus: Corpus, tokenizer: MelodyTokenizer, device:
 
 
 def ngram_evaluations(
-    training: list[EncodedFile], held_out: list[EncodedFile], tokenizer: MelodyTokenizer,
+    training: list[EncodedFile], held_out: list[EncodedFile], tokenizer: Tokenizer,
     orders: tuple[int, ...] = NGRAM_ORDERS, show_progress: bool = True,
 ) -> dict[int, Evaluation]:
     """Fit interpolated Kneser-Ney models of each order on `training` and score `held_out`."""
+    fitting = tuple(order for order in orders if tokenizer.vocab_size**order <= MAX_CODE)
+    if len(fitting) < len(orders):
+        logger.info("Kneser-Ney orders above %d are left out: their n-grams over %d tokens do not fit in int64 codes",
+                    max(fitting, default=0), tokenizer.vocab_size)
+    orders = fitting
     if not orders:
         return {}
     counts = NgramCounts([f.ids for f in training], tokenizer.vocab_size, tokenizer.bos_id, max(orders))
@@ -215,15 +220,15 @@ def ngram_evaluations(
     return results
 
 
-def ngram_evaluation(model: KneserNeyModel, files: list[EncodedFile], tokenizer: MelodyTokenizer) -> Evaluation:
+def ngram_evaluation(model: KneserNeyModel, files: list[EncodedFile], tokenizer: Tokenizer) -> Evaluation:
     """Score whole files with an n-gram model, with the note accuracy of `metrics.Evaluation`."""
     result = Evaluation()
-    note_ids = np.arange(tokenizer.first_note_on_id, tokenizer.vocab_size)
+    note_ids = tokenizer.note_on_ids.astype(np.int64)
     for encoded in files:
         ids = encoded.ids.astype(np.int64)
         result.nll -= float(model.target_log_probs(ids).sum())
         result.tokens += len(ids) - 1
-        onsets = np.flatnonzero(ids[1:] >= tokenizer.first_note_on_id)
+        onsets = np.flatnonzero(tokenizer.note_on_mask(ids[1:]))
         result.notes += len(onsets)
         histories = model.histories(ids)[onsets]
         for start in range(0, len(onsets), CHUNK_POSITIONS):

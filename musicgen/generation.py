@@ -101,7 +101,7 @@ def generate(options: GenerateOptions) -> list[GeneratedFile]:
         seed = Seed(tokenizer.key_prefix([], key=conditions.key), description="")
     tempo, meter = _tempo_and_meter(options, seed)
     steps = _continuation_steps(options, tokenizer, meter)
-    _log_start(options, seed, conditions, steps, random_seed)
+    _log_start(options, seed, conditions, steps, random_seed, tokenizer)
 
     continuations = _continue(model, tokenizer, seed, steps, options, conditions, random_seed, device)
     written, first_index = [], 1
@@ -111,7 +111,8 @@ def generate(options: GenerateOptions) -> list[GeneratedFile]:
         settings = _settings(options, model, seed, conditions, random_seed, tempo, meter, steps, index, tokenizer, program)
         path = write_midi(midi, options.output_dir, "melody", settings, first_index)
         first_index = int(path.stem.rsplit("-", 1)[1]) + 1
-        written.append(GeneratedFile(path, seed.steps, len(continuation), tokenizer.decode_notes(ids)))
+        written.append(GeneratedFile(path, tokenizer.time_steps(seed.ids), tokenizer.time_steps(continuation),
+                                     tokenizer.decode_notes(ids)))
     for item in written:
         _check_melody(item, options)
     return written
@@ -226,9 +227,11 @@ def _continuation_steps(options: GenerateOptions, tokenizer: Tokenizer, meter: t
     return steps
 
 
-def _log_start(options: GenerateOptions, seed: Seed, conditions: Conditions, steps: int, random_seed: int) -> None:
+def _log_start(options: GenerateOptions, seed: Seed, conditions: Conditions, steps: int, random_seed: int,
+               tokenizer: Tokenizer) -> None:
     method = f"by beam search of width {options.beam_size}" if options.beam_size else f"at temperature {options.temperature:g}"
-    start = f"seed {seed.description!r} is {seed.steps} steps" if seed.steps else "no seed"
+    seed_steps = tokenizer.time_steps(seed.ids)
+    start = f"seed {seed.description!r} is {seed_steps} steps" if seed.description else "no seed"
     logger.info("%s; generating %d more steps x %d %s (random seed %d)", start, steps, options.num, method, random_seed)
     if conditions.scale_key is not None:
         logger.info("--in-key: new notes keep to the scale of %s", conditions.scale_key)
@@ -241,7 +244,7 @@ def _settings(options: GenerateOptions, model: MelodyRNN, seed: Seed, conditions
     return {
         "musicgen_version": __version__, "model": str(options.model),
         "mode": ONE_TO_MANY if isinstance(model, OneToManyRNN) else MANY_TO_MANY,
-        "seed": seed.description or None, "seed_steps": seed.steps, "length_steps": steps,
+        "seed": seed.description or None, "seed_steps": tokenizer.time_steps(seed.ids), "length_steps": steps,
         "temperature": options.temperature, "top_k": options.top_k, "top_p": options.top_p,
         "beam_size": options.beam_size, "random_seed": random_seed, "sample_index": index, "num": options.num,
         "key": conditions.key, "style": conditions.style,

@@ -1,8 +1,9 @@
 """Sample or beam-search continuations from a trained model, carrying the recurrent state step by step.
 
-Each step first masks the tokens that may not come next. Sampling then draws one token per
-melody with `choose_next` (temperature, top-k, top-p, and argmax at temperature 0), and
-`beam_search` instead extends the best beams. The model reads the prompt once and then
+Each step first masks the tokens that may not come next, at all or right after the token
+just chosen. Sampling then draws one token per melody with `choose_next` (temperature,
+top-k, top-p, and argmax at temperature 0), and `beam_search` instead extends the best
+beams. The model reads the prompt once and then
 only the token just chosen, so a step costs the same however long the melody already is.
 """
 
@@ -12,6 +13,7 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import numpy as np
 import torch
 
 from musicgen.errors import MusicgenError
@@ -20,6 +22,9 @@ from musicgen.models.one_to_many import ConditionedState
 from musicgen.tokenizer import Tokenizer
 
 MAX_BEAM_SIZE = 64
+# Tokens drawn at most per time step, plus a fixed allowance, when some tokens (NOTE_ON,
+# VELOCITY...) take no time, so that a model that never moves time on still stops.
+MAX_TOKENS_PER_STEP, EXTRA_TOKENS = 8, 64
 
 
 class SamplingError(MusicgenError, ValueError):
@@ -131,8 +136,11 @@ def sample_continuations(
     max_repeat: int | None = None,
     condition_row: list[int] | None = None,
 ) -> list[list[int]]:
-    """Return `num` continuations of `seed_ids`, each up to `steps` grid tokens (seed excluded).
+    """Return `num` continuations of `seed_ids`, each `steps` time steps long (seed excluded).
 
+    A melody-grid token is one step. An event encoding's TIME_SHIFT_n is n steps and its
+    other tokens take no time, so an event melody has as many tokens as it needs to last
+    `steps`.
     PAD and BOS are never drawn. EOS is drawn only with `stop_at_eos`, and a melody ends
     there. `scale` (pitch classes, 0 is C) forbids new notes outside it, `max_repeat`
     limits runs of one pitch (see RepeatGuard), and a one-to-many model starts from the
@@ -143,27 +151,30 @@ def sample_continuations(
     with _one_thread_on_cpu(device):
         logits, state = _read_prompt(model, tokenizer, seed_ids, num, condition_row)
         bias = token_bias(tokenizer, stop_at_eos, scale, device)
+        after = follow_bias(tokenizer, device)
+        previous = torch.full((num,), ([tokenizer.bos_id, *seed_ids])[-1], dtype=torch.long, device=device)
         guard = RepeatGuard(tokenizer, max_repeat, seed_ids, num, device) if max_repeat else None
-        drawn = torch.empty((num, steps), dtype=torch.long, device=device)
+        clock = _Clock(tokenizer, steps, num, device)
+        drawn = []
         finished = torch.zeros(num, dtype=torch.bool, device=device)
-        for step in range(steps):
-            logits = logits + bias
+        for _ in range(clock.max_tokens):
+            logits = logits + bias + after[previous]
             if guard is not None:
                 logits = guard.apply(logits)
             tokens = choose_next(logits, temperature, top_k, top_p, generator)
-            if stop_at_eos:
-                # A melody that has ended keeps emitting EOS, which is cut off below.
-                tokens = torch.where(finished, tokenizer.eos_id, tokens)
-                finished |= tokens == tokenizer.eos_id
-            drawn[:, step] = tokens
+            # A melody that has ended (EOS, or its time is up) keeps emitting EOS, which is cut off below.
+            tokens = torch.where(finished, tokenizer.eos_id, tokens)
+            finished |= (tokens == tokenizer.eos_id) | clock.advance(tokens)
+            drawn.append(tokens)
+            previous = tokens
             if guard is not None:
                 guard.update(tokens)
-            if stop_at_eos and bool(finished.all()):
-                drawn = drawn[:, : step + 1]
+            if bool(finished.all()):
                 break
             logits, state = model(tokens.unsqueeze(1), state)
             logits = logits[:, -1, :]
-    return [_cut_at_eos(row, tokenizer.eos_id) for row in drawn.tolist()]
+    rows = torch.stack(drawn, dim=1).tolist() if drawn else [[] for _ in range(num)]
+    return [clock.fit(_cut_at_eos(row, tokenizer.eos_id)) for row in rows]
 
 
 @torch.no_grad()
@@ -194,13 +205,16 @@ def beam_search(
         bias = token_bias(tokenizer, stop_at_eos, scale, device)
         only_eos = torch.full_like(bias, -torch.inf)
         only_eos[tokenizer.eos_id] = 0.0
+        after = follow_bias(tokenizer, device)
+        previous = torch.tensor([([tokenizer.bos_id, *seed_ids])[-1]], device=device)
         guard = RepeatGuard(tokenizer, max_repeat, seed_ids, 1, device) if max_repeat else None
         scores = torch.zeros(1, device=device)
         finished = torch.zeros(1, dtype=torch.bool, device=device)
+        clock = _Clock(tokenizer, steps, 1, device)
         # Per step, each surviving beam's token and the beam it extends; read backwards at the end.
         chosen_tokens, parents = [], []
-        for _ in range(steps):
-            log_probs = torch.log_softmax(logits + bias, dim=-1)
+        for _ in range(clock.max_tokens):
+            log_probs = torch.log_softmax(logits + bias + after[previous], dim=-1)
             if guard is not None:
                 log_probs = guard.apply(log_probs)
             log_probs = torch.where(finished.unsqueeze(1), only_eos, log_probs)
@@ -209,8 +223,11 @@ def beam_search(
             scores, flat = candidates.topk(min(beam_size, candidates.numel()))
             beams, tokens = flat // log_probs.shape[1], flat % log_probs.shape[1]
             chosen_tokens.append(tokens)
+            previous = tokens
             parents.append(beams)
-            finished = finished[beams] | (tokens == tokenizer.eos_id)
+            clock.reorder(beams)
+            # A beam whose time is up adds only EOS from here on, which is cut off below.
+            finished = finished[beams] | (tokens == tokenizer.eos_id) | clock.advance(tokens)
             if guard is not None:
                 guard.reorder(beams)
                 guard.update(tokens)
@@ -218,7 +235,36 @@ def beam_search(
                 break
             logits, state = model(tokens.unsqueeze(1), _select_rows(state, beams))
             logits = logits[:, -1, :]
-    return [_cut_at_eos(row, tokenizer.eos_id) for row in _backtrack(chosen_tokens, parents, num)]
+    return [clock.fit(_cut_at_eos(row, tokenizer.eos_id)) for row in _backtrack(chosen_tokens, parents, num)]
+
+
+class _Clock:
+    """Counts the time steps each row has drawn, to end every melody after `steps` of them."""
+
+    def __init__(self, tokenizer: Tokenizer, steps: int, rows: int, device: torch.device) -> None:
+        self.tokenizer, self.steps = tokenizer, steps
+        self.step_table = torch.from_numpy(tokenizer.step_table).to(device)
+        self.elapsed = torch.zeros(rows, dtype=torch.long, device=device)
+        # On a grid every drawable token is one step, so `steps` tokens always suffice.
+        on_grid = bool((tokenizer.step_table[tokenizer.note_on_ids] > 0).all())
+        self.max_tokens = steps if on_grid else steps * MAX_TOKENS_PER_STEP + EXTRA_TOKENS
+
+    def advance(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Add the steps of `tokens` (one per row); return which rows have reached `steps`."""
+        self.elapsed += self.step_table[tokens]
+        return self.elapsed >= self.steps
+
+    def reorder(self, index: torch.Tensor) -> None:
+        self.elapsed = self.elapsed[index]
+
+    def fit(self, tokens: list[int]) -> list[int]:
+        """Shorten a last token that runs past `steps` (a long TIME_SHIFT) to end exactly there."""
+        elapsed = self.tokenizer.time_steps(tokens)
+        if elapsed <= self.steps or not tokens:
+            return tokens
+        remaining = self.steps - (elapsed - int(self.tokenizer.step_table[tokens[-1]]))
+        exact = [int(token) for token in np.flatnonzero(self.tokenizer.step_table == remaining)]
+        return [*tokens[:-1], exact[0]] if exact else tokens
 
 
 def _backtrack(chosen_tokens: list[torch.Tensor], parents: list[torch.Tensor], num: int) -> list[list[int]]:
@@ -245,6 +291,14 @@ def token_bias(tokenizer: Tokenizer, stop_at_eos: bool, scale: frozenset[int] | 
     if scale is not None:
         banned += [int(token) for token in tokenizer.note_on_ids if tokenizer.pitch_of(int(token)) % 12 not in scale]
     bias[banned] = -torch.inf
+    return bias
+
+
+def follow_bias(tokenizer: Tokenizer, device: torch.device) -> torch.Tensor:
+    """Return a (vocab, vocab) tensor: row t is -inf at the tokens that may not come right after token t."""
+    bias = torch.zeros(tokenizer.vocab_size, tokenizer.vocab_size, device=device)
+    for token, forbidden in tokenizer.forbidden_after().items():
+        bias[token, forbidden] = -torch.inf
     return bias
 
 

@@ -82,6 +82,51 @@ class Score:
             return self.time_signatures[0]
         return TimeSignature(0, *DEFAULT_TIME_SIGNATURE)
 
+    def meter_map(self) -> list[TimeSignature]:
+        """Return the time signatures in tick order, starting at tick 0 (4/4 until the first one)."""
+        signatures = sorted(self.time_signatures, key=lambda signature: signature.tick)
+        if not signatures or signatures[0].tick > 0:
+            signatures.insert(0, TimeSignature(0, *DEFAULT_TIME_SIGNATURE))
+        return signatures
+
+    def main_time_signature(self) -> TimeSignature:
+        """Return the time signature in force for the most ticks up to the last note's end.
+
+        A piece that opens with a pickup bar often carries a short signature (1/4, 1/8)
+        for that bar alone. Such a signature covers few ticks, so the meter the piece is
+        in wins.
+        """
+        signatures = self.meter_map()
+        ends = [signature.tick for signature in signatures[1:]] + [max(self.end_tick, signatures[-1].tick + 1)]
+        spans: dict[tuple[int, int], int] = {}
+        for signature, end in zip(signatures, ends):
+            meter = (signature.numerator, signature.denominator)
+            spans[meter] = spans.get(meter, 0) + max(0, end - signature.tick)
+        numerator, denominator = max(spans, key=spans.get)
+        return TimeSignature(0, numerator, denominator)
+
+    def bar_end_tick(self, bars: int) -> int:
+        """Return the tick where bar `bars` ends, counting bars through the time signatures.
+
+        A first bar shorter than a bar of the main meter is a pickup and is not counted,
+        so `bar_end_tick(2)` is the end of the pickup and two full bars.
+        """
+        signatures = self.meter_map()
+        main = self.main_time_signature()
+        main_bar = self.ticks_per_quarter * 4 * main.numerator / main.denominator
+        tick, counted, index = 0.0, 0, 0
+        while counted < bars:
+            while index + 1 < len(signatures) and signatures[index + 1].tick <= tick:
+                index += 1
+            signature = signatures[index]
+            end = tick + self.ticks_per_quarter * 4 * signature.numerator / signature.denominator
+            if index + 1 < len(signatures):
+                end = min(end, signatures[index + 1].tick)  # a new signature cuts the bar short
+            if tick > 0 or end - tick >= main_bar:
+                counted += 1
+            tick = end
+        return round(tick)
+
     def tick_to_seconds(self, tick: int) -> float:
         """Convert a tick to seconds through the tempo map (120 BPM before the first change)."""
         tempos = self.tempos or [TempoChange(0, DEFAULT_US_PER_QUARTER)]

@@ -8,7 +8,6 @@ C4 plus three holds. Tokens are separated by spaces, tabs or commas.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 from dataclasses import dataclass
@@ -27,8 +26,6 @@ _SEPARATORS = re.compile(r"[,\s]+")
 _INTEGER = re.compile(r"^[+-]?\d+$")
 _MAX_TOKEN_STEPS = 1024
 
-logger = logging.getLogger(__name__)
-
 
 class SeedError(MusicgenError):
     pass
@@ -45,6 +42,7 @@ class Seed:
 
     @property
     def steps(self) -> int:
+        """Tokens of the seed; on the melody grid without key tokens, its steps (see `Tokenizer.time_steps`)."""
         return len(self.ids)
 
 
@@ -133,9 +131,9 @@ def _seed_from_midi(path: Path, tokenizer: MelodyTokenizer, seed_bars: int | Non
         raise SeedError(f"seed file {path.name} has no pitched notes; give a MIDI file with a melody, or note names such as \"C4 E4 G4\"")
     for note in pitched:
         check_pitch_in_range(note.pitch, tokenizer)
-    signature = score.first_time_signature()
+    signature = score.main_time_signature()
     meter = (signature.numerator, signature.denominator)
-    end_tick = seed_bars * score.ticks_per_quarter * 4 * meter[0] / meter[1] if seed_bars is not None else None
+    end_tick = score.bar_end_tick(seed_bars) if seed_bars is not None else None
     ids = tokenizer.encode_seed(pitched, score.ticks_per_quarter, end_tick)
     # Six decimals keep the tempo exact to well under 1 µs per quarter note, so the output's
     # set_tempo event matches the seed's.

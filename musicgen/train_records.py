@@ -25,7 +25,7 @@ class EpochRecord:
         """Return a CSV row; validation columns stay empty when there is no validation set."""
         row = {"epoch": str(self.epoch), "step": str(self.step), "train_loss": f"{self.train_loss:.5f}",
                "lr": f"{lr:g}", "tokens_per_second": f"{self.tokens_per_second:.0f}", "kind": kind,
-               "teacher_forcing_ratio": f"{ratio:.4f}", "seconds": f"{seconds:.1f}"}
+               "teacher_forcing_ratio": f"{ratio:.4f}", "seconds": f"{seconds:.3f}"}
         if self.validation is not None:
             row.update(val_loss=f"{self.validation.loss:.5f}", perplexity=f"{self.validation.perplexity:.4f}",
                        bits_per_note=f"{self.validation.bits_per_note:.4f}",

@@ -94,6 +94,8 @@ class Trainer:
         self.paths = RunPaths.for_checkpoint(output)
 
         seed_everything(config.random_seed)
+        if config.threads:
+            torch.set_num_threads(config.threads)
         self.device = self.ddp.device or resolve_device(config.device)
         self.train_files, self.validation_files = split_by_file(corpus.files, config.validation_fraction, config.random_seed)
         log_split(self.train_files, self.validation_files)
@@ -243,15 +245,15 @@ class Trainer:
     def _step(self, rows: torch.Tensor) -> None:
         """Train on the windows at `rows` (one global batch): forward, loss, backward, clip, update."""
         batch = self.windows[rows]
+        conditions = self.window_conditions[rows] if self.window_conditions is not None else None
         if self.augment is not None:
-            batch = self.augment(batch, rows)
+            batch, conditions = self.augment(batch, rows, conditions)
         pad_id = self.tokenizer.pad_id
         tokens = int((batch[:, 1:] != pad_id).sum())  # targets of the whole global batch
         local, weight = distributed.shard(batch)
         local = local.to(self.device, non_blocking=True)
-        conditions = None
-        if self.window_conditions is not None:
-            conditions = distributed.shard(self.window_conditions[rows])[0].to(self.device)
+        if conditions is not None:
+            conditions = distributed.shard(conditions)[0].to(self.device)
         for group in self.optimizer.param_groups:
             group["lr"] = self.schedule.lr_at(self.state.step)
         with self.precision.autocast():

@@ -67,6 +67,7 @@ def train(name: str, train_args: list[str], threads: int) -> int:
     output = MODELS / f"{name}.pt"
     record_path = MODELS / f"{name}.train.json"
     command = ["musicgen", "train", *train_args, "--output", str(output.relative_to(REPO_ROOT)), "--no-progress"]
+    earlier_stages = _earlier_stages(train_args, output, record_path)
     environment = dict(os.environ, OMP_NUM_THREADS=str(threads))
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     started = time.monotonic()
@@ -85,6 +86,8 @@ def train(name: str, train_args: list[str], threads: int) -> int:
         "load_average_before": load_before,
         "load_average_after": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
     }
+    if earlier_stages:
+        record["earlier_stages"] = earlier_stages
     record_path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     # musicgen train also keeps the last epoch's state for resuming; a shipped model needs only the best.
     output.with_suffix(".last.pt").unlink(missing_ok=True)
@@ -114,7 +117,7 @@ def write_results() -> int:
             f"| `{name}.pt` | `{report['midi_dir']}` | {report['held_out']['files']} ({report['held_out']['notes']:,}) "
             f"| {metrics['model']['bits_per_note']:.3f} | {metrics['unigram']['bits_per_note']:.3f} "
             f"| {best['bits_per_note']:.3f} ({order}) | **{report['ratio_to_best_ngram']:.3f}** "
-            f"| {metrics['model']['note_accuracy']:.3f} / {best['note_accuracy']:.3f} | {record['seconds'] / 60:.1f} min |")
+            f"| {metrics['model']['note_accuracy']:.3f} / {best['note_accuracy']:.3f} | {total_seconds(record) / 60:.1f} min |")
 
     lines += ["", "Kneser-Ney bits per note on the same validation files, by order:", ""]
     orders = sorted({int(key.rsplit("-", 1)[1]) for r in reports.values() for key in r["metrics"] if key.startswith("kneser")})
@@ -184,28 +187,44 @@ gives each model's machine record and example outputs.
 """
 
 
+def _earlier_stages(train_args: list[str], output: Path, record_path: Path) -> list[dict]:
+    """Return the records of the runs before this one when it fine-tunes models/NAME.pt itself (--init-from).
+
+    A model trained in stages (say with transposition augmentation, then without) keeps
+    every stage's command in its record, so the card can list them in order.
+    """
+    if "--init-from" not in train_args or not record_path.is_file():
+        return []
+    init_from = train_args[train_args.index("--init-from") + 1]
+    if (REPO_ROOT / init_from).resolve() != output.resolve():
+        return []
+    previous = json.loads(record_path.read_text(encoding="utf-8"))
+    stages = previous.pop("earlier_stages", [])
+    previous.pop("machine", None)
+    return [*stages, previous]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="step", required=True)
     train_parser = commands.add_parser("train", help="train models/NAME.pt and record the run")
     train_parser.add_argument("name")
     train_parser.add_argument("--threads", type=int, default=1, help="CPU threads of torch [default: 1]")
-    train_parser.add_argument("train_args", nargs=argparse.REMAINDER, help="arguments of musicgen train, after --")
     card_parser = commands.add_parser("card", help="evaluate models/NAME.pt and write its card")
     card_parser.add_argument("name")
     card_parser.add_argument("midi_dir", type=Path)
-    card_parser.add_argument("example_args", nargs=argparse.REMAINDER,
-                             help="arguments of musicgen generate for the examples, after -- "
-                                  "[default: --seed with the first 2 bars of the first validation file]")
     commands.add_parser("results", help="write docs/RESULTS.md from the evaluation JSON files")
-    args = parser.parse_args(argv)
+    parser.epilog = ("Arguments after -- go to musicgen train (train step) or musicgen generate for the examples "
+                     "(card step; default: --seed with the first 2 bars of the first validation file).")
+    # Arguments after the first -- go to musicgen unchanged, so argparse does not parse them.
+    argv = list(sys.argv[1:] if argv is None else argv)
+    passed_on = argv[argv.index("--") + 1 :] if "--" in argv else []
+    args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
     if args.step == "results":
         return write_results()
     if args.step == "train":
-        train_args = args.train_args[1:] if args.train_args[:1] == ["--"] else args.train_args
-        return train(args.name, train_args, args.threads)
-    example_args = args.example_args[1:] if args.example_args[:1] == ["--"] else args.example_args
-    return write_card(args.name, args.midi_dir, example_args)
+        return train(args.name, passed_on, args.threads)
+    return write_card(args.name, args.midi_dir, passed_on)
 
 
 def run_musicgen(*args: str) -> str:
@@ -301,17 +320,14 @@ def format_card(name: str, payload: dict, record: dict, report: dict, examples: 
         f"{train_config['clip_norm']:g}, teacher forcing; other settings in the command below |",
         f"| stopped | epoch {payload['epoch']} kept (best by validation loss) of {epochs_run} run; "
         f"limit {train_config['max_minutes']:g} minutes (`--max-minutes`) |",
-        f"| time and machine | {record['seconds'] / 60:.1f} minutes wall time for the whole command on "
+        f"| time and machine | {total_seconds(record) / 60:.1f} minutes wall time for "
+        f"{'the whole command' if 'earlier_stages' not in record else 'all its stages together'} on "
         f"{machine['cores']} CPU cores ({machine['cpu']}, {machine['architecture']}), "
         f"{'GPU ' + machine['gpu'] if machine['gpu'] else 'no GPU'}, torch {machine['torch']}; load average "
         f"{record['load_average_before']:.1f} before and {record['load_average_after']:.1f} after "
         "(the cores were shared with other jobs when it is above 0) |",
         "",
-        "Command (from the repository root):",
-        "",
-        "```bash",
-        record["command"],
-        "```",
+        *_command_lines(record),
         "",
         f"Metrics on the {held['files']} validation files ({held['notes']:,} notes), from "
         f"`musicgen evaluate --model models/{name}.pt {data['folder']} --json` "
@@ -341,6 +357,25 @@ def format_card(name: str, payload: dict, record: dict, report: dict, examples: 
                   f"![loss curve of {name}]({loss_curve.name})"]
     lines += _example_lines(name, examples, example_args)
     return "\n".join(lines)
+
+
+def total_seconds(record: dict) -> float:
+    """Return the wall time of a training record, its earlier stages included."""
+    return record["seconds"] + sum(stage["seconds"] for stage in record.get("earlier_stages", []))
+
+
+def _command_lines(record: dict) -> list[str]:
+    """Return the card lines with the training command, or the commands of every stage in order."""
+    stages = [*record.get("earlier_stages", []), record]
+    if len(stages) == 1:
+        return ["Command (from the repository root):", "", "```bash", record["command"], "```"]
+    lines = [f"Commands (from the repository root), run in this order; each stage after the first starts from "
+             f"the weights the one before it wrote (`--init-from`), and the table above describes the last:", ""]
+    lines += ["```bash"]
+    for number, stage in enumerate(stages, start=1):
+        lines += [f"# stage {number}: {stage['seconds'] / 60:.1f} minutes", stage["command"]]
+    lines += ["```"]
+    return lines
 
 
 def _example_lines(name: str, examples: list[Path], example_args: list[str]) -> list[str]:

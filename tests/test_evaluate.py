@@ -162,3 +162,21 @@ def test_models_lists_checkpoints_with_ratio(runner, small_model, tmp_path):
 def test_models_empty_folder(runner, tmp_path):
     line = one_line_error(runner.invoke(cli, ["models", "--dir", str(tmp_path)]))
     assert "no checkpoints" in line
+
+
+def test_event_model_baselines_count_the_same_notes(runner, tmp_path):
+    training = copy_melodies(tmp_path / "training", 6)
+    model = tmp_path / "event.pt"
+    trained = runner.invoke(cli, ["train", str(training), "--output", str(model), "--tokenizer", "event",
+                                  "--hidden-size", "32", "--layers", "1", "--max-steps", "3", "--batch-size", "4",
+                                  "--seq-len", "32", "--no-progress", "--cache-dir", str(tmp_path / "cache")])
+    assert trained.exit_code == 0, trained.output
+    write_notes(tmp_path / "held_out" / "two.mid", [(60, 0.0, 0.5), (64, 0.5, 1.0)])
+
+    report = evaluate_json(runner, "--model", str(model), str(tmp_path / "held_out"))
+    assert report["held_out"]["notes"] == 2
+    tokens = report["held_out"]["tokens"]
+    for name, metrics in report["metrics"].items():
+        # bits per note is the file's NLL in bits over its 2 NOTE_ON tokens, for the model and every baseline.
+        assert metrics["bits_per_note"] == pytest.approx(metrics["nll_per_token"] * tokens / math.log(2) / 2, rel=1e-4), name
+        assert metrics["note_accuracy"] in (0.0, 0.5, 1.0), name

@@ -125,7 +125,7 @@ def test_augmenter_moves_whole_windows_within_range():
     torch.manual_seed(0)
     seen = set()
     for _ in range(40):
-        moved = augment(windows, torch.tensor([0, 1]))
+        moved, _ = augment(windows, torch.tensor([0, 1]))
         for row in range(2):
             before = [tokenizer.pitch_of(t) for t in windows[row].tolist() if tokenizer.vocabulary[t].startswith("NOTE")]
             after = [tokenizer.pitch_of(t) for t in moved[row].tolist() if tokenizer.vocabulary[t].startswith("NOTE")]
@@ -144,7 +144,7 @@ def test_augmenter_keeps_pad():
     windows = torch.tensor([[tokenizer.bos_id, tokenizer.note_on_id(60), tokenizer.eos_id, tokenizer.pad_id]])
     augment = TranspositionAugmenter(tokenizer, -3, 3)
     augment.fit(windows)
-    moved = augment(windows, torch.tensor([0]))
+    moved, _ = augment(windows, torch.tensor([0]))
     assert moved[0, 3] == tokenizer.pad_id
     assert moved[0, 0] == tokenizer.bos_id
 
@@ -161,9 +161,9 @@ class RecordingAugmenter(TranspositionAugmenter):
         self.fitted = len(windows)
         super().fit(windows)
 
-    def __call__(self, batch: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    def __call__(self, batch: torch.Tensor, indices: torch.Tensor, conditions: torch.Tensor | None = None):
         self.batches.append(len(indices))
-        return super().__call__(batch, indices)
+        return super().__call__(batch, indices, conditions)
 
 
 def test_training_transposes_training_windows_only(tmp_path):
@@ -218,11 +218,46 @@ def test_train_cli_rejects_bad_transpose(runner, tmp_path):
     assert "received 2 and 5" in line
 
 
-def test_train_cli_transpose_needs_many_to_many(runner, tmp_path):
+def test_train_cli_transpose_rejects_first_note_condition(runner, tmp_path):
     result = runner.invoke(cli, ["train", str(tmp_path), "--output", str(tmp_path / "m.pt"), "--transpose=-1,1",
-                                 "--mode", "one-to-many"])
+                                 "--mode", "one-to-many", "--condition", "key,first-note"])
     assert result.exit_code != 0
-    assert "--transpose applies to --mode many-to-many only" in result.output
+    assert "--transpose cannot be combined with --condition first-note" in result.output
+
+
+def test_augmenter_moves_the_key_condition_with_the_notes():
+    tokenizer = MelodyTokenizer()
+    # G major melody (G4 B4 D5) with key row "G major" and a style column that must not move.
+    windows = torch.tensor([[tokenizer.bos_id, *(tokenizer.note_on_id(pitch) for pitch in (67, 71, 74)), tokenizer.eos_id]])
+    keys = list(KEY_NAMES)
+    conditions = torch.tensor([[3, keys.index("G major")]])
+    augment = TranspositionAugmenter(tokenizer, -5, 6)
+    augment.fit(windows)
+    augment.transpose_keys(1, keys)
+    torch.manual_seed(0)
+    seen = set()
+    for _ in range(60):
+        moved, moved_conditions = augment(windows, torch.tensor([0]), conditions)
+        shift = tokenizer.pitch_of(int(moved[0, 1])) - 67
+        seen.add(shift)
+        assert keys[int(moved_conditions[0, 1])] == transposed_key("G major", shift)
+        assert int(moved_conditions[0, 0]) == 3
+    assert conditions.tolist() == [[3, keys.index("G major")]]  # the stored rows never change
+    assert seen == set(range(-5, 7))
+
+
+def test_key_model_trains_with_transposition(runner, tmp_path):
+    folder = copy_melodies(tmp_path / "midi", 8)
+    output = tmp_path / "key.pt"
+    result = runner.invoke(cli, ["train", str(folder), "--output", str(output), "--mode", "one-to-many",
+                                 "--condition", "key", "--transpose=-5,6", "--max-steps", "4", "--hidden-size", "16",
+                                 "--layers", "1", "--seq-len", "32", "--no-progress", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    payload = read_checkpoint(output)
+    assert len(payload["model_config"]["keys"]) == 24  # every key a transposition reaches has its own row
+    generated = runner.invoke(cli, ["generate", "--model", str(output), "--key", "F# major", "--length", "16",
+                                    "--output-dir", str(tmp_path / "out")])
+    assert generated.exit_code == 0, generated.output
 
 
 def test_event_model_generates_from_text_seed(runner, tmp_path):

@@ -164,6 +164,8 @@ def greedy_by_hand(model, tokenizer, seed_ids: list[int], steps: int) -> list[in
         for _ in range(steps):
             last = logits[0, -1].clone()
             last[banned] = -torch.inf
+            if ([*seed_ids, *tokens] or [tokenizer.bos_id])[-1] == tokenizer.rest_id:
+                last[tokenizer.hold_id] = -torch.inf
             tokens.append(int(last.argmax()))
             logits, state = model(torch.tensor([[tokens[-1]]]), state)
     return tokens
@@ -190,6 +192,10 @@ def sequence_log_prob(model, tokenizer, seed_ids: list[int], continuation: list[
         logits, _ = model(torch.tensor([[tokenizer.bos_id, *seed_ids, *continuation]]))
     logits = logits[0, len(seed_ids) : len(seed_ids) + len(continuation)].clone()
     logits[:, banned] = -torch.inf
+    previous = [tokenizer.bos_id, *seed_ids, *continuation][len(seed_ids) : len(seed_ids) + len(continuation)]
+    for step, token in enumerate(previous):
+        if token in (tokenizer.rest_id, tokenizer.bos_id):
+            logits[step, tokenizer.hold_id] = -torch.inf
     log_probs = torch.log_softmax(logits, dim=-1)
     return float(log_probs[torch.arange(len(continuation)), torch.tensor(continuation)].sum())
 
@@ -228,6 +234,51 @@ def test_max_repeat_breaks_runs_of_a_favoured_pitch(small_model, runner, tmp_pat
         assert pitches[3] != 60
         assert longest_repeat(pitches[3:])[1] <= 2
         assert sidecar(path)["max_repeat"] == 2
+
+
+def test_hold_never_follows_a_rest(small_model, tmp_path):
+    favour_hold = biased_checkpoint(small_model, tmp_path / "hold.pt", "HOLD", 12.0)
+    model, tokenizer, _ = load_model(favour_hold, torch.device("cpu"))
+    for seed in ("C4 R", "R R", "C4 - R - - E4"):
+        seed_ids = parse_seed(seed, tokenizer).ids
+        sampled = sample_continuations(model, tokenizer, seed_ids, 48, 8, 1.5, torch.Generator().manual_seed(1))
+        sampled += beam_search(model, tokenizer, seed_ids, 48, beam_size=4, num=4)
+        for row in sampled:
+            melody = [*seed_ids, *row]
+            pairs = list(zip(melody, melody[1:]))
+            assert (tokenizer.rest_id, tokenizer.hold_id) not in pairs, seed
+            assert sum(token == tokenizer.hold_id for token in row) > len(row) // 2  # the bias still shows
+
+
+@pytest.mark.parametrize("beam", [False, True])
+def test_event_melodies_last_the_requested_steps(beam):
+    from musicgen.config import ModelConfig
+    from musicgen.models import build_model
+    from musicgen.tokenizer import EventTokenizer
+
+    tokenizer = EventTokenizer()
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(tokenizer.vocab_size, hidden_size=16, layers=1, embedding_size=8)).eval()
+    seed_ids = tokenizer.encode_text_seed(parse_seed("C4:4", MelodyTokenizer()).ids, MelodyTokenizer())
+    for steps in (1, 47, 96):
+        if beam:
+            rows = beam_search(model, tokenizer, seed_ids, steps, beam_size=3, num=3)
+        else:
+            rows = sample_continuations(model, tokenizer, seed_ids, steps, 6, 1.0, torch.Generator().manual_seed(steps))
+        for row in rows:
+            # Tokens such as NOTE_ON and VELOCITY take no time, so a row has more tokens than steps.
+            # An untrained model's beams may favour timeless tokens until the token cap stops them.
+            if beam:
+                assert tokenizer.time_steps(row) <= steps, (steps, tokenizer.token_names(row))
+            else:
+                assert tokenizer.time_steps(row) == steps, (steps, tokenizer.token_names(row))
+
+
+def test_melody_rows_are_one_token_per_step(network):
+    model, tokenizer = network
+    rows = sample_continuations(model, tokenizer, parse_seed("C4", tokenizer).ids, 40, 3, 1.0,
+                                torch.Generator().manual_seed(0))
+    assert [len(row) for row in rows] == [40, 40, 40]
 
 
 # -- --in-key -------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import pytest
 from musicgen.notes import name_to_pitch, pitch_to_name
 from musicgen.seed import SeedError, parse_seed
 from musicgen.tokenizer import MelodyTokenizer
+from tests.conftest import BACH_MELODIES
 
 TOKENIZER = MelodyTokenizer()  # pitch range 36..96
 ON = TOKENIZER.note_on_id
@@ -113,6 +114,27 @@ def test_midi_seed_keeps_tempo_meter_and_bars(tmp_path):
     assert seed.tempo == pytest.approx(90, rel=1e-4)
     assert seed.time_signature == (3, 4)
     assert parse_seed(str(path), TOKENIZER, seed_bars=1).ids == [ON(62)] + [HOLD] * 11
+
+
+def test_midi_seed_skips_a_pickup_signature(tmp_path):
+    # A quarter-note pickup written as a 1/4 bar, then 4/4 (as the bundled Bach melodies open).
+    midi = pretty_midi.PrettyMIDI(resolution=480, initial_tempo=120.0)
+    midi.time_signature_changes += [pretty_midi.TimeSignature(1, 4, 0.0), pretty_midi.TimeSignature(4, 4, 0.5)]
+    melody = pretty_midi.Instrument(0)
+    melody.notes = [pretty_midi.Note(80, 60 + index % 12, 0.5 * index, 0.5 * (index + 1)) for index in range(17)]
+    midi.instruments.append(melody)
+    midi.write(str(tmp_path / "pickup.mid"))
+
+    seed = parse_seed(str(tmp_path / "pickup.mid"), TOKENIZER, seed_bars=2)
+    assert seed.time_signature == (4, 4)
+    assert seed.steps == 4 + 2 * 16  # the pickup quarter and two whole bars of 16th-note steps
+    assert seed.ids[0] == ON(60) and seed.ids[4] == ON(61)
+
+
+def test_bundled_seed_with_pickup_keeps_its_meter():
+    seed = parse_seed(str(BACH_MELODIES / "bwv1.6.mid"), TOKENIZER, seed_bars=1)
+    assert seed.time_signature == (4, 4)
+    assert seed.steps == 4 + 16
 
 
 def test_midi_seed_ignores_drums(tmp_path):

@@ -21,7 +21,7 @@ from musicgen.commands.render import output_options
 @click.option("--length", type=click.IntRange(min=1), default=None, metavar="STEPS",
               help="Grid steps to generate after the seed (the seed is not counted; at most 1,000,000).  [default: 8 bars]")
 @click.option("--bars", type=click.IntRange(min=1), default=None, help="Bars to generate after the seed, instead of --length.")
-@click.option("--seed-bars", type=click.IntRange(min=1), default=None, help="Use only the first N bars of a MIDI file seed.")
+@click.option("--seed-bars", type=click.IntRange(min=1), default=None, help="Use only the first N bars of a MIDI file seed; an opening pickup bar comes along uncounted.")
 @click.option("--key", default=None, metavar="KEY",
               help="Key such as \"D minor\" or \"Bb major\": the condition of a one-to-many model trained on keys, "
                    "and the scale of --in-key.  [default: drawn from the model's keys]")

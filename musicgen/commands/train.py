@@ -48,7 +48,8 @@ from musicgen.commands.train_options import run_options
 @ingest_options
 @click.option("--transpose", default=None, metavar="LOW,HIGH",
               help="Transposition augmentation: each training window moves by a random interval of LOW..HIGH "
-                   "semitones each time it is drawn (e.g. --transpose=-5,6); validation files never move.  [default: off]")
+                   "semitones each time it is drawn (e.g. --transpose=-5,6); a key condition moves with it; validation files "
+                   "never move.  [default: off]")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bars.")
 def train(midi_dir: Path, output: Path, overwrite: bool, no_progress: bool, tokenizer_setup: TokenizerSetup,
@@ -80,8 +81,9 @@ def train(midi_dir: Path, output: Path, overwrite: bool, no_progress: bool, toke
     condition_kinds = _condition_kinds(mode, condition)
     if condition_start_only and not condition_kinds:
         raise click.UsageError("--condition-start-only applies to --mode one-to-many only")
-    if transpose is not None and condition_kinds:
-        raise click.UsageError("--transpose applies to --mode many-to-many only, because it would change the conditions")
+    if transpose is not None and "first-note" in condition_kinds:
+        raise click.UsageError("--transpose cannot be combined with --condition first-note: a window's first note "
+                               "may lie outside it; use key or style conditions")
     interval_range = parse_interval_range(transpose) if transpose is not None else None
     config = TrainConfig(**train_options)
     resolve_device(config.device)  # fail on a bad --device before reading any file
@@ -95,8 +97,10 @@ def train(midi_dir: Path, output: Path, overwrite: bool, no_progress: bool, toke
 
         label_files(corpus, tokenizer, condition_kinds, show_progress=not no_progress)
         model_config = conditioned_config(model_config, condition_kinds, corpus.files, tokenizer,
-                                          each_step=not condition_start_only)
+                                          each_step=not condition_start_only, all_keys=interval_range is not None)
     augment = TranspositionAugmenter(tokenizer, *interval_range) if interval_range is not None else None
+    if augment is not None and "key" in condition_kinds:
+        augment.transpose_keys(model_config.conditions.index("key"), model_config.keys)
     init = ctx.meta.get(INIT_KEY) if resumed is None else None
     if init is not None and tokenizer.to_dict() != init["tokenizer"]:
         raise click.ClickException(

@@ -55,6 +55,9 @@ _RUN_OPTIONS = [
     click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
                  help="auto: bf16 autocast on CUDA GPUs that support it, else fp16 with loss scaling, fp32 on the CPU; "
                       "bf16 also works on the CPU."),
+    click.option("--threads", type=click.IntRange(0, 1024), default=0, show_default=True,
+                 help="CPU threads for torch; 0 keeps torch's choice (one per core). On cores shared with other "
+                      "jobs, 1 is often much faster."),
 ]
 
 

@@ -26,7 +26,7 @@ _EXPLICIT = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT, Parameter
 # A resumed run may change how long and where it runs, but not what it learns.
 RESUME_MAY_CHANGE = (
     "midi_dir", "output", "epochs", "max_minutes", "max_steps", "save_every", "log_every", "patience", "device",
-    "precision", "workers", "cache_dir", "no_cache",
+    "precision", "workers", "cache_dir", "no_cache", "threads",
 )
 MODEL_SHAPE = ("cell", "embedding_size", "hidden_size", "layers")
 # Settings that describe this invocation only; checkpoints and the run's .config.toml leave them out.

@@ -44,7 +44,8 @@ class TranspositionAugmenter:
     An interval fits a window when every pitched token of the window, moved by it, is still
     in the vocabulary (key tokens change their tonic). Interval 0 always fits, so a window
     at the edge of the pitch range is sometimes left as it is. The draw uses torch's global
-    random generator, so a fixed --random-seed repeats it.
+    random generator, so a fixed --random-seed repeats it. For a one-to-many model,
+    `transpose_keys` makes the key condition of each window move with its notes.
     """
 
     def __init__(self, tokenizer: Tokenizer, low: int, high: int) -> None:
@@ -52,6 +53,25 @@ class TranspositionAugmenter:
         tables = np.stack([tokenizer.transposition_table(interval) for interval in range(low, high + 1)])
         self.tables = torch.from_numpy(tables)  # (intervals, vocabulary)
         self.allowed: torch.Tensor | None = None  # (windows, intervals), set by fit
+        self.key_column: int | None = None  # column of the key in a condition row
+        self.key_tables: torch.Tensor | None = None  # (intervals, keys): the row of each key moved by each interval
+
+    def transpose_keys(self, key_column: int, keys: list[str]) -> None:
+        """Move the key condition (column `key_column`, an index into `keys`) with the notes.
+
+        `keys` must hold every key a transposition can reach, so in practice all 24.
+        """
+        from musicgen.data.transpose import transposed_key
+
+        rows = {name: index for index, name in enumerate(keys)}
+        tables = []
+        for interval in range(self.low, self.high + 1):
+            moved = [transposed_key(name, interval) for name in keys]
+            missing = [name for name in moved if name not in rows]
+            if missing:
+                raise TranspositionError(f"key {missing[0]} is not among the model's keys; transposing keys needs all 24")
+            tables.append([rows[name] for name in moved])
+        self.key_column, self.key_tables = key_column, torch.tensor(tables)
 
     def fit(self, windows: torch.Tensor) -> None:
         """Find which intervals fit each of `windows` (shape: windows x steps)."""
@@ -65,12 +85,22 @@ class TranspositionAugmenter:
         logger.info("transposition augmentation by %d..%d semitones: %.1f of %d intervals fit a window on average",
                     self.low, self.high, mean, len(self.tables))
 
-    def __call__(self, batch: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
-        """Return `batch`, the windows at `indices`, each moved by a random interval that fits it."""
+    def __call__(self, batch: torch.Tensor, indices: torch.Tensor,
+                 conditions: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Return `batch`, the windows at `indices`, each moved by a random interval that fits it.
+
+        `conditions` (one row per window, or None) come back with the key column moved by
+        the same interval as its window when `transpose_keys` was called.
+        """
         if self.allowed is None:
             raise RuntimeError("call fit(windows) before transposing batches")
         choice = torch.multinomial(self.allowed[indices].float(), 1)  # (batch, 1)
-        return self.tables[choice, batch.long()]
+        moved = self.tables[choice, batch.long()]
+        if conditions is not None and self.key_tables is not None:
+            conditions = conditions.clone()
+            column = conditions[:, self.key_column]
+            conditions[:, self.key_column] = self.key_tables[choice[:, 0], column]
+        return moved, conditions
 
     def to_dict(self) -> dict[str, int]:
         return {"transpose_low": self.low, "transpose_high": self.high}

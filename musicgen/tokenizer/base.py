@@ -100,11 +100,22 @@ class Tokenizer:
                 self._pitch_of_id[index] = int(match.group(2))
         self.note_on_table = np.array([token.startswith("NOTE_ON_") for token in self.vocabulary])
         self.note_on_ids = np.flatnonzero(self.note_on_table)
+        # Time steps each token moves the music on by: how --length and --bars count a melody.
+        self.step_table = np.array([self._token_steps(token) for token in self.vocabulary], dtype=np.int64)
         self._transposition_tables: dict[int, np.ndarray] = {}
 
     def _encoding_tokens(self) -> list[str]:
         """Return the token names after the special tokens, in id order, key tokens included."""
         raise NotImplementedError
+
+    def _token_steps(self, token: str) -> int:
+        """Return the time steps `token` moves on by: n for TIME_SHIFT_n, else 0."""
+        kind, _, value = token.rpartition("_")
+        return int(value) if kind == "TIME_SHIFT" else 0
+
+    def time_steps(self, ids: list[int]) -> int:
+        """Return how many time steps the tokens `ids` last."""
+        return int(self.step_table[np.asarray(ids, dtype=np.int64)].sum()) if len(ids) else 0
 
     def _key_token_names(self) -> list[str]:
         """Return the 24 key token names with key_tokens on, else none."""
@@ -117,6 +128,14 @@ class Tokenizer:
     @property
     def config(self) -> dict[str, Any]:
         raise NotImplementedError
+
+    def forbidden_after(self) -> dict[int, list[int]]:
+        """Return, for some tokens, the tokens that an encoded piece never has right after them.
+
+        Sampling masks these so that a generated melody re-tokenizes to the same ids. The
+        base encoding forbids nothing.
+        """
+        return {}
 
     @property
     def vocab_size(self) -> int:

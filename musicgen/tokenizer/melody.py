@@ -94,6 +94,18 @@ class MelodyTokenizer(Tokenizer):
         return {"steps_per_quarter": self.steps_per_quarter, "pitch_low": self.pitch_low, "pitch_high": self.pitch_high,
                 "key_tokens": self.key_tokens}
 
+    def _token_steps(self, token: str) -> int:
+        """Return 1 for REST, HOLD and NOTE_ON tokens (one grid step each), else 0."""
+        return 1 if token in (REST, HOLD) or token.startswith("NOTE_ON_") else 0
+
+    def forbidden_after(self) -> dict[int, list[int]]:
+        """HOLD extends a sounding note, so it never follows REST, BOS or a key token.
+
+        Decoding reads such a HOLD as a rest, and the file written from it would
+        re-tokenize as REST, not as the sampled ids.
+        """
+        return {token: [self.hold_id] for token in (self.rest_id, self.bos_id, *sorted(self.key_ids))}
+
     # -- token helpers -------------------------------------------------------------------
 
     def note_on_id(self, pitch: int) -> int:
