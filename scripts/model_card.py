@@ -137,7 +137,8 @@ def write_results() -> int:
         if examples_record.is_file():
             example_args = json.loads(examples_record.read_text(encoding="utf-8"))["generate_args"]
             card_command += " -- " + shlex.join(example_args)
-        lines += [f"`{name}.pt`:", "", "```bash", records[name]["command"],
+        stages = [stage["command"] for stage in [*records[name].get("earlier_stages", []), records[name]]]
+        lines += [f"`{name}.pt`:", "", "```bash", *stages,
                   f"musicgen evaluate --model models/{name}.pt {report['midi_dir']} --json",
                   f"{card_command}   # card, examples, evaluation JSON",
                   f"musicgen stats {report['midi_dir']} docs/examples/{name} --json",
