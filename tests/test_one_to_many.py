@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pretty_midi
 import pytest
 import torch
 
@@ -392,3 +393,21 @@ def test_style_condition_steers_pitch_statistics(style_folder, tmp_path):
         to_requested = np.abs(generated - files[requested]).sum()
         to_other = np.abs(generated - files[other]).sum()
         assert to_requested < to_other, (requested, to_requested, to_other)
+
+
+@pytest.mark.parametrize("tokenizer_args", [["--tokenizer", "event"], ["--key-tokens"]])
+def test_key_model_with_other_encodings(style_folder, runner, tmp_path, tokenizer_args):
+    model = train_one_to_many(style_folder, tmp_path / "model.pt", "key", "--max-steps", "6", "--hidden-size", "16",
+                              "--transpose=-2,2", *tokenizer_args)
+    result = generate(runner, model, tmp_path / "out", "--key", "D minor", "--seed", "D4:4 F4:4 A4:8", "--bars", "2",
+                      "--random-seed", "4")
+    assert result.exit_code == 0, result.output
+
+    path = written_paths(result)[0]
+    settings = sidecar(path)
+    assert settings["key"] == "D minor"
+    assert settings["mode"] == "one-to-many"
+    # The seed lasts one 4/4 bar (16 steps of the melody grid), so two more bars end at 3 bars.
+    seconds_per_bar = 4 * 60 / settings["tempo_bpm"]
+    assert pretty_midi.PrettyMIDI(str(path)).get_end_time() <= 3 * seconds_per_bar + 1e-6
+    assert [note.pitch for note in pretty_midi.PrettyMIDI(str(path)).instruments[0].notes[:3]] == [62, 65, 69]
