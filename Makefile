@@ -22,7 +22,7 @@ setup: $(BIN)/.installed
 demo: setup
 	mkdir -p $(DEMO_DIR)
 	$(BIN)/musicgen train midi_data/bach_melodies --output $(DEMO_DIR)/model.pt --overwrite \
-		--epochs 40 --max-minutes 5 --no-progress
+		--epochs 40 --max-minutes 5 --threads 1 --no-progress
 	$(BIN)/musicgen generate --model $(DEMO_DIR)/model.pt --seed "C4 - - - E4 - - - G4 - - - C5 - - -" \
 		--length 128 --num 4 --output-dir $(DEMO_DIR)/melodies
 

@@ -194,10 +194,14 @@ def _score_model(model: Any, corpus: Corpus, tokenizer: Tokenizer, device: Any, 
     """Score the model; a one-to-many model starts each file from that file's own conditions."""
     from musicgen.conditions import evaluate, label_files
 
+    from musicgen.sampling import one_thread_on_cpu
+
     kinds = list(getattr(model.config, "conditions", None) or [])
     if kinds:
         label_files(corpus, tokenizer, kinds, show_progress)
-    return evaluate(model, corpus.files, tokenizer, device)
+    # Each file runs as one sequence of batch 1: many tiny recurrent steps, fastest on one thread as in sampling.
+    with one_thread_on_cpu(device):
+        return evaluate(model, corpus.files, tokenizer, device)
 
 
 def ngram_evaluations(

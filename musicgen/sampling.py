@@ -148,7 +148,7 @@ def sample_continuations(
     """
     check_sampling_options(temperature, top_k, top_p, None, num, max_repeat)
     device = model.output.weight.device
-    with _one_thread_on_cpu(device):
+    with one_thread_on_cpu(device):
         logits, state = _read_prompt(model, tokenizer, seed_ids, num, condition_row)
         bias = token_bias(tokenizer, stop_at_eos, scale, device)
         after = follow_bias(tokenizer, device)
@@ -200,7 +200,7 @@ def beam_search(
     """
     check_sampling_options(beam_size=beam_size, num=num, max_repeat=max_repeat)
     device = model.output.weight.device
-    with _one_thread_on_cpu(device):
+    with one_thread_on_cpu(device):
         logits, state = _read_prompt(model, tokenizer, seed_ids, 1, condition_row)
         bias = token_bias(tokenizer, stop_at_eos, scale, device)
         only_eos = torch.full_like(bias, -torch.inf)
@@ -325,7 +325,7 @@ def _select_rows(state: ConditionedState, rows: torch.Tensor) -> ConditionedStat
 
 
 @contextmanager
-def _one_thread_on_cpu(device: torch.device) -> Iterator[None]:
+def one_thread_on_cpu(device: torch.device) -> Iterator[None]:
     """Run torch on one CPU thread inside the block, then restore the previous thread count.
 
     Each generation step is one small matrix product per layer, and on busy cores the

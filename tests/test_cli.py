@@ -177,3 +177,10 @@ def test_verbose_shows_traceback(runner, tmp_path):
     result = runner.invoke(cli, ["--verbose", "generate", "--model", str(tmp_path / "gone.pt"), "--seed", "C4"])
     assert result.exit_code != 0
     assert "Traceback" in result.output
+
+
+def test_train_missing_folder_prints_only_the_error(tmp_path):
+    completed = subprocess.run([sys.executable, "-m", "musicgen", "train", str(tmp_path / "nope"), "--output",
+                                str(tmp_path / "m.pt")], capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 1
+    assert completed.stderr.strip().splitlines() == [f"Error: MIDI folder not found: {tmp_path / 'nope'}; check the path"]

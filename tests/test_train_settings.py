@@ -181,12 +181,13 @@ def test_threads_option_sets_torch_threads(runner, folder, tmp_path):
 
     before = torch.get_num_threads()
     try:
-        result = runner.invoke(cli, train_args(folder, tmp_path / "m.pt", "--threads", "1", "--max-steps", "2",
+        torch.set_num_threads(1)
+        result = runner.invoke(cli, train_args(folder, tmp_path / "m.pt", "--threads", "2", "--max-steps", "2",
                                                "--hidden-size", "16", "--layers", "1", "--seq-len", "32"))
         assert result.exit_code == 0, result.output
-        assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
-    assert read_checkpoint(tmp_path / "m.pt")["train_config"]["threads"] == 1
+    assert read_checkpoint(tmp_path / "m.pt")["train_config"]["threads"] == 2
     line = one_line_error(runner.invoke(cli, train_args(folder, tmp_path / "n.pt", "--threads", "-1")))
     assert "-1 is not in the range 0<=x<=1024" in line
