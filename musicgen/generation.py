@@ -6,6 +6,7 @@ import logging
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -108,6 +109,8 @@ def generate(options: GenerateOptions) -> list[GeneratedFile]:
     for index, continuation in enumerate(continuations):
         ids = seed.ids + continuation
         midi = tokenizer.decode(ids, tempo=tempo, time_signature=meter, program=program, velocity=options.velocity)
+        if seed.pickup is not None:
+            _write_pickup(midi, seed.pickup, meter, tempo)
         settings = _settings(options, model, seed, conditions, random_seed, tempo, meter, steps, index, tokenizer, program)
         path = write_midi(midi, options.output_dir, "melody", settings, first_index)
         first_index = int(path.stem.rsplit("-", 1)[1]) + 1
@@ -215,6 +218,15 @@ def _tempo_and_meter(options: GenerateOptions, seed: Seed) -> tuple[float, tuple
     return tempo, meter
 
 
+def _write_pickup(midi: Any, pickup: tuple[int, int], meter: tuple[int, int], tempo: float) -> None:
+    """Open the file with the seed's pickup bar, then the main meter, so bar lines fall where the seed's did."""
+    import pretty_midi
+
+    pickup_seconds = 4 * pickup[0] / pickup[1] * 60.0 / tempo
+    midi.time_signature_changes = [pretty_midi.TimeSignature(*pickup, 0.0),
+                                   pretty_midi.TimeSignature(*meter, pickup_seconds)]
+
+
 def _continuation_steps(options: GenerateOptions, tokenizer: Tokenizer, meter: tuple[int, int]) -> int:
     if options.length is not None and options.bars is not None:
         raise GenerationError("give either --length or --bars, not both")
@@ -250,7 +262,8 @@ def _settings(options: GenerateOptions, model: MelodyRNN, seed: Seed, conditions
         "key": conditions.key, "style": conditions.style,
         "first_note": pitch_to_name(conditions.first_note) if conditions.first_note is not None else None,
         "in_key": conditions.scale_key, "max_repeat": options.max_repeat,
-        "tempo_bpm": tempo, "time_signature": f"{meter[0]}/{meter[1]}", "program": program,
+        "tempo_bpm": tempo, "time_signature": f"{meter[0]}/{meter[1]}",
+        "pickup": f"{seed.pickup[0]}/{seed.pickup[1]}" if seed.pickup is not None else None, "program": program,
         "instrument": program_name(program), "velocity": options.velocity,
         "steps_per_quarter": tokenizer.steps_per_quarter, "stop_at_eos": options.stop_at_eos,
     }

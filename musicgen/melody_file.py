@@ -96,7 +96,8 @@ def read_melody_file(midi_path: Path) -> MelodyFile:
     except (MidiReadError, NoMelodyError) as error:
         raise MelodyFileError(f"cannot read a melody from {midi_path}: {error}") from None
     meter = _meter_setting(settings)
-    signatures = [(0, *meter)] if meter else _time_signatures(score, steps_per_quarter)
+    # A melody that opens with a pickup bar has its signatures in the file itself.
+    signatures = [(0, *meter)] if meter and not settings.get("pickup") else _time_signatures(score, steps_per_quarter)
     key = score.key_signatures[0] if score.key_signatures else None
     return MelodyFile(
         path=midi_path, notes=tokenizer.decode_notes(ids), steps_per_quarter=steps_per_quarter,

@@ -105,15 +105,28 @@ class Score:
         numerator, denominator = max(spans, key=spans.get)
         return TimeSignature(0, numerator, denominator)
 
+    def pickup_signature(self) -> TimeSignature | None:
+        """Return the signature of an opening pickup bar, else None.
+
+        A pickup is a first signature that lasts exactly one of its own bars, shorter than a
+        bar of the main meter, such as 1/4 before 4/4.
+        """
+        signatures = self.meter_map()
+        if len(signatures) < 2:
+            return None
+        first, main = signatures[0], self.main_time_signature()
+        first_bar = self.ticks_per_quarter * 4 * first.numerator / first.denominator
+        main_bar = self.ticks_per_quarter * 4 * main.numerator / main.denominator
+        return first if round(first_bar) == signatures[1].tick and first_bar < main_bar else None
+
     def bar_end_tick(self, bars: int) -> int:
         """Return the tick where bar `bars` ends, counting bars through the time signatures.
 
-        A first bar shorter than a bar of the main meter is a pickup and is not counted,
-        so `bar_end_tick(2)` is the end of the pickup and two full bars.
+        A pickup bar (see `pickup_signature`) is not counted, so `bar_end_tick(2)` is the
+        end of the pickup and two full bars.
         """
         signatures = self.meter_map()
-        main = self.main_time_signature()
-        main_bar = self.ticks_per_quarter * 4 * main.numerator / main.denominator
+        has_pickup = self.pickup_signature() is not None
         tick, counted, index = 0.0, 0, 0
         while counted < bars:
             while index + 1 < len(signatures) and signatures[index + 1].tick <= tick:
@@ -122,7 +135,7 @@ class Score:
             end = tick + self.ticks_per_quarter * 4 * signature.numerator / signature.denominator
             if index + 1 < len(signatures):
                 end = min(end, signatures[index + 1].tick)  # a new signature cuts the bar short
-            if tick > 0 or end - tick >= main_bar:
+            if tick > 0 or not has_pickup:
                 counted += 1
             tick = end
         return round(tick)

@@ -39,6 +39,7 @@ class Seed:
     description: str
     tempo: float | None = None  # BPM of a MIDI seed's first tempo event
     time_signature: tuple[int, int] | None = None
+    pickup: tuple[int, int] | None = None  # meter of a MIDI seed's opening pickup bar, such as (1, 4)
 
     @property
     def steps(self) -> int:
@@ -137,4 +138,6 @@ def _seed_from_midi(path: Path, tokenizer: MelodyTokenizer, seed_bars: int | Non
     ids = tokenizer.encode_seed(pitched, score.ticks_per_quarter, end_tick)
     # Six decimals keep the tempo exact to well under 1 µs per quarter note, so the output's
     # set_tempo event matches the seed's.
-    return Seed(ids, description=str(path), tempo=round(score.first_tempo().bpm, 6), time_signature=meter)
+    pickup = score.pickup_signature()
+    return Seed(ids, description=str(path), tempo=round(score.first_tempo().bpm, 6), time_signature=meter,
+                pickup=(pickup.numerator, pickup.denominator) if pickup is not None else None)

@@ -11,6 +11,7 @@ import pytest
 from musicgen import __version__
 from musicgen.cli import cli
 from musicgen.notes import pitch_to_name
+from tests.conftest import MIDI_DATA
 
 
 def generate(runner, model, *args):
@@ -184,3 +185,32 @@ def test_train_missing_folder_prints_only_the_error(tmp_path):
                                 str(tmp_path / "m.pt")], capture_output=True, text=True, timeout=120)
     assert completed.returncode == 1
     assert completed.stderr.strip().splitlines() == [f"Error: MIDI folder not found: {tmp_path / 'nope'}; check the path"]
+
+
+def test_pickup_of_midi_seed_is_written(runner, small_model, tmp_path):
+    import json
+
+    import mido
+
+    seed = MIDI_DATA / "bach_melodies" / "bwv1.6.mid"  # a quarter-note pickup bar in 1/4, then 4/4
+    result = generate(runner, small_model, "--seed", str(seed), "--seed-bars", "1", "--bars", "1",
+                      "--output-dir", str(tmp_path / "pickup"))
+    assert result.exit_code == 0, result.output
+    path = written_paths(result)[0]
+    midi = mido.MidiFile(path)
+    signatures = [(message.numerator, message.denominator) for track in midi.tracks for message in track
+                  if message.type == "time_signature"]
+    assert signatures == [(1, 4), (4, 4)]
+    changes = []
+    for track in midi.tracks:
+        ticks = 0
+        for message in track:
+            ticks += message.time
+            if message.type == "time_signature":
+                changes.append(ticks)
+    assert changes == [0, midi.ticks_per_beat]  # 4/4 starts after the one-beat pickup
+    settings = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+    assert (settings["pickup"], settings["time_signature"], settings["seed_steps"]) == ("1/4", "4/4", 4 + 16)
+
+    plain = generate(runner, small_model, "--seed", "C4 E4 G4", "--length", "8", "--output-dir", str(tmp_path / "plain"))
+    assert json.loads(written_paths(plain)[0].with_suffix(".json").read_text(encoding="utf-8"))["pickup"] is None
