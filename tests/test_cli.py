@@ -180,11 +180,18 @@ def test_verbose_shows_traceback(runner, tmp_path):
     assert "Traceback" in result.output
 
 
-def test_train_missing_folder_prints_only_the_error(tmp_path):
+def test_train_bad_folder_prints_only_the_error(tmp_path):
     completed = subprocess.run([sys.executable, "-m", "musicgen", "train", str(tmp_path / "nope"), "--output",
                                 str(tmp_path / "m.pt")], capture_output=True, text=True, timeout=120)
     assert completed.returncode == 1
     assert completed.stderr.strip().splitlines() == [f"Error: MIDI folder not found: {tmp_path / 'nope'}; check the path"]
+
+    (tmp_path / "empty").mkdir()
+    completed = subprocess.run([sys.executable, "-m", "musicgen", "train", str(tmp_path / "empty"), "--output",
+                                str(tmp_path / "m.pt")], capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 1
+    assert completed.stderr.strip().splitlines() == [
+        f"Error: no MIDI files (.mid or .midi) found in {tmp_path / 'empty'}; point to a folder of MIDI files"]
 
 
 def test_pickup_of_midi_seed_is_written(runner, small_model, tmp_path):

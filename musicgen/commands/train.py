@@ -67,7 +67,7 @@ def train(midi_dir: Path, output: Path, overwrite: bool, no_progress: bool, toke
     from musicgen.commands.train_settings import INIT_KEY, RESUME_KEY, log_settings, stored_settings
     from musicgen.config import ModelConfig, TrainConfig
     from musicgen.data.augment import TranspositionAugmenter, parse_interval_range
-    from musicgen.data.corpus import find_midi_files
+    from musicgen.data.corpus import require_midi_files
     from musicgen.data.ingest import ingest_folder
     from musicgen.device import resolve_device
     from musicgen.training import train as run_training
@@ -79,7 +79,6 @@ def train(midi_dir: Path, output: Path, overwrite: bool, no_progress: bool, toke
         raise click.UsageError("Missing option '--output' (or give --resume LAST_CHECKPOINT).")
     resumed = ctx.meta.get(RESUME_KEY)
     _check_outputs(output, overwrite, resume if resumed is not None else None, resumed)
-    find_midi_files(midi_dir)  # a missing folder fails here, before the settings are logged
     condition_kinds = _condition_kinds(mode, condition)
     if condition_start_only and not condition_kinds:
         raise click.UsageError("--condition-start-only applies to --mode one-to-many only")
@@ -90,6 +89,7 @@ def train(midi_dir: Path, output: Path, overwrite: bool, no_progress: bool, toke
     config = TrainConfig(**train_options)
     resolve_device(config.device)  # fail on a bad --device before reading any file
     ctx.with_resource(distributed.session(config.device))  # joins torchrun's process group until the command ends
+    require_midi_files(midi_dir)  # a missing or empty folder fails here, before the settings are logged
     log_settings(ctx)
     tokenizer = tokenizer_setup.build()
     corpus = ingest_folder(midi_dir, tokenizer, ingest_setup.build(show_progress=not no_progress))

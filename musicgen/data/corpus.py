@@ -65,6 +65,14 @@ def find_midi_files(folder: Path) -> list[Path]:
     return sorted(path for path in folder.rglob("*") if path.suffix.lower() in MIDI_SUFFIXES and path.is_file())
 
 
+def require_midi_files(folder: Path) -> list[Path]:
+    """Return the MIDI files under `folder` as `find_midi_files` does; raise CorpusError when there are none."""
+    paths = find_midi_files(folder)
+    if not paths:
+        raise CorpusError(f"no MIDI files (.mid or .midi) found in {folder}; point to a folder of MIDI files")
+    return paths
+
+
 def encode_folder(folder: Path, tokenizer: Tokenizer, show_progress: bool = True) -> Corpus:
     """Read and encode every MIDI file under `folder` in this process, without the cache.
 

@@ -26,7 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from musicgen.data.cache import CachedResult, CacheUnavailableError, FileStat, TokenCache, default_cache_dir
-from musicgen.data.corpus import Corpus, CorpusError, EncodedFile, find_midi_files, reason_kind
+from musicgen.data.corpus import Corpus, CorpusError, EncodedFile, reason_kind, require_midi_files
 from musicgen.midi_io import MidiReadError, ReadLimits, read_score
 from musicgen.score import Score
 from musicgen.tokenizer.base import NoNotesError, Tokenizer, tokenizer_from_dict
@@ -184,9 +184,7 @@ def ingest_records(folder: Path, tokenizer: Tokenizer, options: IngestOptions | 
     With `log_skips`, each skipped file is logged as a warning with its reason.
     """
     options = options or IngestOptions()
-    paths = find_midi_files(folder)
-    if not paths:
-        raise CorpusError(f"no MIDI files (.mid or .midi) found in {folder}; point to a folder of MIDI files")
+    paths = require_midi_files(folder)
     cache = _open_cache(tokenizer, options)
     try:
         result = _ingest(paths, tokenizer, options, cache)
