@@ -157,7 +157,10 @@ def sample_continuations(
         clock = _Clock(tokenizer, steps, num, device)
         drawn = []
         finished = torch.zeros(num, dtype=torch.bool, device=device)
-        for _ in range(clock.max_tokens):
+        # On the grid without EOS every row ends at the last token, so the loop skips the
+        # per-step check, which waits for the device.
+        may_end_early = stop_at_eos or not clock.on_grid
+        for index in range(clock.max_tokens):
             logits = logits + bias + after[previous]
             if guard is not None:
                 logits = guard.apply(logits)
@@ -169,7 +172,7 @@ def sample_continuations(
             previous = tokens
             if guard is not None:
                 guard.update(tokens)
-            if bool(finished.all()):
+            if index + 1 == clock.max_tokens or (may_end_early and bool(finished.all())):
                 break
             logits, state = model(tokens.unsqueeze(1), state)
             logits = logits[:, -1, :]
@@ -246,8 +249,8 @@ class _Clock:
         self.step_table = torch.from_numpy(tokenizer.step_table).to(device)
         self.elapsed = torch.zeros(rows, dtype=torch.long, device=device)
         # On a grid every drawable token is one step, so `steps` tokens always suffice.
-        on_grid = bool((tokenizer.step_table[tokenizer.note_on_ids] > 0).all())
-        self.max_tokens = steps if on_grid else steps * MAX_TOKENS_PER_STEP + EXTRA_TOKENS
+        self.on_grid = bool((tokenizer.step_table[tokenizer.note_on_ids] > 0).all())
+        self.max_tokens = steps if self.on_grid else steps * MAX_TOKENS_PER_STEP + EXTRA_TOKENS
 
     def advance(self, tokens: torch.Tensor) -> torch.Tensor:
         """Add the steps of `tokens` (one per row); return which rows have reached `steps`."""

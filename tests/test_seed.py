@@ -128,7 +128,8 @@ def test_midi_seed_skips_a_pickup_signature(tmp_path):
     seed = parse_seed(str(tmp_path / "pickup.mid"), TOKENIZER, seed_bars=2)
     assert seed.time_signature == (4, 4)
     assert seed.steps == 4 + 2 * 16  # the pickup quarter and two whole bars of 16th-note steps
-    assert seed.ids[0] == ON(60) and seed.ids[4] == ON(61)
+    assert seed.ids[0] == ON(60)
+    assert seed.ids[4] == ON(61)
 
 
 def test_bundled_seed_with_pickup_keeps_its_meter():

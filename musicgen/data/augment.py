@@ -59,7 +59,7 @@ class TranspositionAugmenter:
     def transpose_keys(self, key_column: int, keys: list[str]) -> None:
         """Move the key condition (column `key_column`, an index into `keys`) with the notes.
 
-        `keys` must hold every key a transposition can reach, so in practice all 24.
+        `keys` must contain every key a transposition can reach, so in practice all 24.
         """
         from musicgen.data.transpose import transposed_key
 
@@ -69,7 +69,8 @@ class TranspositionAugmenter:
             moved = [transposed_key(name, interval) for name in keys]
             missing = [name for name in moved if name not in rows]
             if missing:
-                raise TranspositionError(f"key {missing[0]} is not among the model's keys; transposing keys needs all 24")
+                raise TranspositionError(f"key {missing[0]} is missing from the model's keys; "
+                                         "give the model all 24 keys to transpose its key condition")
             tables.append([rows[name] for name in moved])
         self.key_column, self.key_tables = key_column, torch.tensor(tables)
 
